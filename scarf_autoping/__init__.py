@@ -1,0 +1,227 @@
+"""scarf-autoping: one line in a package's ``__init__.py`` to measure its adoption.
+
+    from scarf_autoping import autoping; autoping("my-package", "https://my-package.gateway.scarf.sh/t/{package}/{version}/{platform}/{python}/{arch}/{distro}")
+
+On import of the host package, one HTTP GET per process is sent from a background daemon
+thread to the author's endpoint. Importing the host package stays fast and silent; users
+opt out with ``DO_NOT_TRACK=1``, ``SCARF_NO_ANALYTICS=1`` or ``<PACKAGE>_NO_ANALYTICS=1``.
+
+This module is on the host's import path, so it imports only what it must: ``requests``,
+``distro`` and ``importlib.metadata`` are imported by the background worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import policy
+from .template import TemplateError, expand, variable_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+__version__ = "0.1.0"
+
+__all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
+
+#: The statuses a :class:`Ping` moves through: ``pending`` -> ``sent`` | ``failed``,
+#: or ``disabled`` from the start.
+STATUSES = ("disabled", "pending", "sent", "failed")
+
+
+class Ping:
+    """One ping (or event) and what became of it.
+
+    Attributes:
+        package: the package name the ping is for.
+        url: the expanded URL once the background worker has built it; ``None`` while
+            pending and when disabled.
+        status: ``"disabled"``, ``"pending"``, ``"sent"`` or ``"failed"``.
+        reason: a short text saying why it is disabled or failed (or the HTTP status once sent).
+        exit_timeout: the most seconds interpreter exit may wait for this ping.
+    """
+
+    __slots__ = ("_done", "exit_timeout", "package", "reason", "status", "url")
+
+    def __init__(self, package: str, exit_timeout: float = 1.0) -> None:
+        self.package = package
+        self.url: str | None = None
+        self.status = "pending"
+        self.reason: str | None = None
+        self.exit_timeout = exit_timeout
+        self._done = threading.Event()
+
+    @classmethod
+    def disabled(cls, package: str, reason: str | None) -> Ping:
+        """A handle for a ping that will never be sent, and why."""
+        ping = cls(package, 0.0)
+        ping._resolve("disabled", reason)
+        return ping
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the ping is settled (at most ``timeout`` seconds); True once delivered."""
+        self._done.wait(timeout)
+        return self.status == "sent"
+
+    def _resolve(self, status: str, reason: str | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self._done.set()
+
+    def __repr__(self) -> str:
+        return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason})" if self.reason else "") + ">"
+
+
+_registry: dict[str, Ping] = {}
+_registry_lock = threading.Lock()
+
+
+def autoping(
+    package: str,
+    template: str,
+    *,
+    version: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    timeout: float = 3.0,
+    exit_timeout: float = 1.0,
+    skip_ci: bool = True,
+) -> Ping:
+    """Send one adoption ping for ``package`` from a background thread; return its :class:`Ping`.
+
+    Args:
+        package: distribution name (an import name also works) used for the version
+            lookup, the ``{package}`` variable and the per-package opt-out variable.
+        template: an RFC 6570 route template for an http(s) URL, e.g.
+            ``"https://x.gateway.scarf.sh/t/{package}/{version}/{platform}{?python,arch}"``.
+        version: overrides the installed metadata (``"unknown"`` when there is none).
+        variables: extra values for the template (names must not clash with built-ins).
+        timeout: seconds for the whole request.
+        exit_timeout: the most interpreter exit may wait for this ping while in flight.
+        skip_ci: send nothing when a CI environment is detected.
+
+    Raises:
+        TemplateError: the template is malformed, is not http(s), or names a variable
+            that is neither built-in nor in ``variables``.
+        ValueError: another argument is wrong.
+
+    Everything else (network, metadata, odd platforms) is settled silently in the
+    background: see ``Ping.status`` and ``Ping.reason``. Calling again for the same
+    package in the same process returns the same :class:`Ping` and sends nothing more.
+    """
+    extra = _check_arguments(package, template, version, variables, timeout, exit_timeout)
+    key = policy.normalize(package)
+    with _registry_lock:
+        existing = _registry.get(key)
+        if existing is not None:
+            return existing
+        env = os.environ
+        decision = policy.decide(env, package, skip_ci)
+        debug = policy.debug_enabled(env)
+        if not decision.enabled:
+            ping = _registry[key] = Ping.disabled(package, decision.reason)
+            if debug:
+                from .worker import debug as write_debug
+
+                write_debug(f"{package}: disabled ({decision.reason})")
+            return ping
+        ping = _registry[key] = Ping(package, exit_timeout)
+        # Children that inherit this environment (spawn, forkserver, subprocess) skip it.
+        env[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
+
+    from . import worker
+
+    worker.submit(worker.Job(ping, _preparer(ping, template, version, extra, decision.ci), _sender(timeout), debug))
+    return ping
+
+
+def _preparer(ping: Ping, template: str, version: str | None, extra: dict[str, str], ci: bool) -> object:
+    """The worker's preparation step: facts, version and the expanded URL (no network)."""
+
+    def prepare() -> str:
+        from . import facts
+
+        url = expand(template, facts.variables(ping.package, version, ci, extra))
+        ping.url = url
+        return url
+
+    return prepare
+
+
+def _sender(timeout: float) -> object:
+    def send(url: object) -> tuple[str, str | None]:
+        from . import transport
+
+        result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
+        return ("sent" if result.delivered else "failed"), result.describe()
+
+    return send
+
+
+def _check_arguments(
+    package: object,
+    template: object,
+    version: object,
+    variables: object,
+    timeout: object,
+    exit_timeout: object,
+) -> dict[str, str]:
+    """Raise at the call for the author's mistakes; return the author's variables as strings."""
+    from .facts import BUILTIN_NAMES
+
+    if not isinstance(package, str) or not package.strip():
+        raise ValueError(f"autoping: package must be a non-empty string, got {package!r}")
+    if not isinstance(template, str):
+        raise TemplateError(f"autoping: template must be a string, got {type(template).__name__}")
+    if version is not None and not isinstance(version, str):
+        raise ValueError(f"autoping: version must be a string or None, got {version!r}")
+    for name, value in (("timeout", timeout), ("exit_timeout", exit_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"autoping: {name} must be a number of seconds >= 0, got {value!r}")
+    if timeout == 0:
+        raise ValueError("autoping: timeout must be more than 0 seconds")
+
+    extra: dict[str, str] = {}
+    if variables is not None:
+        if not hasattr(variables, "items"):
+            raise ValueError(f"autoping: variables must be a mapping of str to str, got {type(variables).__name__}")
+        for name, value in variables.items():  # type: ignore[union-attr]
+            if not isinstance(name, str):
+                raise ValueError(f"autoping: variable names must be strings, got {name!r}")  # noqa: TRY004
+            if name in BUILTIN_NAMES:
+                raise ValueError(f"autoping: variables[{name!r}] clashes with the built-in variable {{{name}}}")
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError(f"autoping: variables[{name!r}] must be a string, got {value!r}")  # noqa: TRY004
+            extra[name] = str(value)
+
+    _check_scheme(template)
+    known = set(BUILTIN_NAMES) | set(extra)
+    for name in variable_names(template):
+        if name not in known:
+            raise TemplateError(
+                f"autoping: unknown variable {{{name}}} in template {template!r}; "
+                f"known names: {', '.join(sorted(known))}"
+            )
+    return extra
+
+
+def _check_scheme(template: str) -> None:
+    """The template must start with a literal ``http://`` or ``https://`` and a host."""
+    head = template.split("{", 1)[0]
+    for scheme in ("https://", "http://"):
+        if head.lower().startswith(scheme):
+            rest = template[len(scheme):]
+            if rest and rest[0] not in "/?#":
+                return
+            break
+    raise TemplateError(f"autoping: template must be an http:// or https:// URL with a host, got {template!r}")
+
+
+def __getattr__(name: str) -> object:
+    # The event logger is imported on first use, keeping ``import scarf_autoping`` cheap.
+    if name == "ScarfEventLogger":
+        from .events import ScarfEventLogger
+
+        return ScarfEventLogger
+    raise AttributeError(f"module 'scarf_autoping' has no attribute {name!r}")

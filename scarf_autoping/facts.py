@@ -1,0 +1,178 @@
+"""What this machine is: the built-in template variables.
+
+Everything here is read from the running interpreter and the OS release files; nothing
+identifies a person (no host name, user name, path or hardware address). Every value is
+a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf drops
+events with empty path segments.
+
+The platform facts are collected once per process and cached. Collection imports
+``platform`` and ``distro``, so it runs on the background worker, never on the thread
+that imports the host package.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+UNKNOWN = "unknown"
+
+#: The names a route template may use besides the author's own ``variables``.
+BUILTIN_NAMES = (
+    "package",
+    "version",
+    "os",
+    "platform",
+    "os_version",
+    "python",
+    "python_implementation",
+    "arch",
+    "distro",
+    "distro_version",
+    "ci",
+    "autoping_version",
+)
+
+#: ``platform.system()`` -> Scarf's lowercase platform vocabulary.
+_SCARF_PLATFORMS = {
+    "linux": "linux",
+    "darwin": "macos",
+    "windows": "windows",
+    "freebsd": "freebsd",
+    "openbsd": "openbsd",
+    "netbsd": "netbsd",
+    "dragonfly": "dragonfly",
+    "sunos": "solaris",
+    "aix": "aix",
+    "android": "android",
+    "ios": "ios",
+    "ipados": "ios",
+    "emscripten": "emscripten",
+    "wasi": "wasi",
+    "haiku": "haiku",
+    "java": "java",
+}
+
+_cache: dict[str, str] | None = None
+
+
+def clean(value: object) -> str:
+    """A fact as a non-empty string: ``None``, empty and whitespace become ``"unknown"``."""
+    if value is None:
+        return UNKNOWN
+    text = str(value).strip()
+    return text or UNKNOWN
+
+
+def scarf_platform(system: str) -> str:
+    """Map ``platform.system()`` to Scarf's vocabulary (``Darwin`` -> ``macos``, ...).
+
+    Cygwin and MSYS report ``CYGWIN_NT-10.0`` and the like: they are Windows. Anything
+    not in the table is lower-cased and kept, so new systems still show up.
+    """
+    key = system.strip().lower()
+    if key.startswith(("cygwin", "msys", "mingw")):
+        return "windows"
+    if key in _SCARF_PLATFORMS:
+        return _SCARF_PLATFORMS[key]
+    return clean("".join(ch for ch in key if ch.isalnum()))
+
+
+def _os_version(platform_mod: object, system: str) -> str:
+    if system == "Darwin":
+        return platform_mod.mac_ver()[0]  # type: ignore[attr-defined]
+    return platform_mod.release()  # type: ignore[attr-defined]
+
+
+def _distro_facts() -> tuple[str, str]:
+    """``distro.id()`` and ``distro.version()``, without spawning any subprocess.
+
+    ``lsb_release``, ``uname`` and ``oslevel`` are not run: a subprocess from a
+    background thread of somebody else's program is a fork hazard, and the release
+    files say enough.
+    """
+    import distro
+
+    info = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
+    return clean(info.id()), clean(info.version(best=False))
+
+
+def _safe(fn: object, *args: object) -> str:
+    try:
+        return clean(fn(*args))  # type: ignore[operator]
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        return UNKNOWN
+
+
+def collect() -> dict[str, str]:
+    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
+    import platform
+
+    from . import __version__
+
+    system = _safe(platform.system)
+    try:
+        distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        distro_id, distro_version = UNKNOWN, UNKNOWN
+    return {
+        "os": system,
+        "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
+        "os_version": _safe(_os_version, platform, system),
+        "python": _safe(platform.python_version),
+        "python_implementation": _safe(platform.python_implementation),
+        "arch": _safe(platform.machine),
+        "distro": distro_id,
+        "distro_version": distro_version,
+        "autoping_version": __version__,
+    }
+
+
+def platform_facts() -> dict[str, str]:
+    """The platform facts, collected once per process (a copy, so callers may change it)."""
+    global _cache
+    if _cache is None:
+        _cache = collect()
+    return dict(_cache)
+
+
+def _metadata_module() -> object:
+    if sys.version_info >= (3, 10):
+        import importlib.metadata as md
+    else:  # pragma: no cover - exercised on 3.9 only
+        import importlib_metadata as md
+    return md
+
+
+def package_version(package: str) -> str:
+    """The installed version of ``package`` (a distribution or an import name), else ``"unknown"``."""
+    try:
+        md = _metadata_module()
+        try:
+            return clean(md.version(package))  # type: ignore[attr-defined]
+        except md.PackageNotFoundError:  # type: ignore[attr-defined]
+            pass
+        # An import name such as ``yaml`` for ``PyYAML``: ask which distribution ships it.
+        top = package.split(".")[0]
+        for dist in md.packages_distributions().get(top, ()):  # type: ignore[attr-defined]
+            try:
+                return clean(md.version(dist))  # type: ignore[attr-defined]
+            except md.PackageNotFoundError:  # type: ignore[attr-defined]
+                continue
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        pass
+    return UNKNOWN
+
+
+def variables(package: str, version: str | None, ci: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every template variable for one ping: platform facts, package, version, ci, author values."""
+    values = platform_facts()
+    values["package"] = clean(package)
+    values["version"] = clean(version) if version is not None else package_version(package)
+    values["ci"] = "true" if ci else "false"
+    if extra:
+        values.update({k: clean(v) for k, v in extra.items()})
+    return values

@@ -1,0 +1,212 @@
+"""One background daemon thread that sends pings and events, and never blocks the host.
+
+* The thread exists only while it has work: it starts when a job is submitted and ends
+  when the queue is empty, so a host that forks later sees a single-threaded process.
+* Interpreter exit waits for jobs still in flight, for at most the largest
+  ``exit_timeout`` among them; with nothing in flight, exit is not delayed at all.
+* Fork safety: the worker holds ``_import_lock`` while it imports ``requests``/``distro``
+  and reads metadata. ``os.register_at_fork`` hooks take the same lock before a fork, so
+  a fork waits for the import phase instead of giving the child an import lock held by
+  a thread that does not exist there. The child starts with a fresh, empty worker and
+  never re-sends what its parent had queued or in flight.
+* Nothing escapes: every failure becomes a job status, never an exception or output.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+from collections import deque
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from . import Ping
+
+#: Held by the worker across its import and preparation phase; taken by the fork hooks.
+_import_lock = threading.RLock()
+#: Guards the queue, the pending list and the thread handle.
+_state_lock = threading.Lock()
+_settled = threading.Condition(_state_lock)
+
+_queue: deque[Job] = deque()
+_pending: list[Ping] = []
+_thread: threading.Thread | None = None
+_atexit_registered = False
+_warmed = False
+
+
+class Job:
+    """Work for the thread: ``prepare()`` runs under the import lock (imports, facts,
+    metadata, URL building) and returns what ``send(prepared)`` needs; ``send`` does the
+    network I/O and returns ``(status, reason)``. ``debug`` prints one line on stderr."""
+
+    __slots__ = ("debug", "ping", "prepare", "send")
+
+    def __init__(
+        self,
+        ping: Ping,
+        prepare: Callable[[], object],
+        send: Callable[[object], tuple[str, str | None]],
+        debug: bool = False,
+    ) -> None:
+        self.ping = ping
+        self.prepare = prepare
+        self.send = send
+        self.debug = debug
+
+
+def submit(job: Job) -> None:
+    """Queue ``job`` and make sure the thread runs. Never raises, never blocks on I/O."""
+    global _thread
+    with _state_lock:
+        _queue.append(job)
+        _pending.append(job.ping)
+        _register_atexit()
+        if _thread is not None:
+            return
+        thread = threading.Thread(target=_run, name="scarf-autoping", daemon=True)
+        try:
+            thread.start()
+        except BaseException:  # noqa: BLE001 - "can't create new thread at interpreter shutdown"
+            _queue.remove(job)
+            _settle(job.ping, "failed", "could not start the worker thread")
+            return
+        _thread = thread
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until nothing is queued or in flight, for at most ``timeout`` seconds.
+
+    With ``timeout=None`` the bound is the largest ``exit_timeout`` of the jobs waiting.
+    Returns True when everything settled.
+    """
+    with _settled:
+        if not _pending:
+            return True
+        if timeout is None:
+            timeout = max(p.exit_timeout for p in _pending)
+        deadline = time.monotonic() + timeout
+        while _pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _settled.wait(remaining)
+        return True
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush()
+    except BaseException:  # noqa: BLE001 - never an error at interpreter exit
+        pass
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_flush_at_exit)
+        _atexit_registered = True
+
+
+def _settle(ping: Ping, status: str, reason: str | None) -> None:
+    """Record the outcome (caller holds ``_state_lock``) and wake anyone waiting to exit."""
+    ping._resolve(status, reason)
+    try:
+        _pending.remove(ping)
+    except ValueError:
+        pass
+    _settled.notify_all()
+
+
+def _warm_up() -> None:
+    """First import phase: the modules every job needs, and the logger's NullHandler."""
+    global _warmed
+    if _warmed:
+        return
+    import logging
+
+    logger = logging.getLogger("scarf_autoping")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+    from . import facts, transport
+
+    transport.warm_up()
+    facts.platform_facts()
+    _warmed = True
+
+
+def _run() -> None:
+    global _thread
+    try:
+        while True:
+            with _state_lock:
+                if not _queue:
+                    _thread = None
+                    return
+                job = _queue.popleft()
+            started = time.perf_counter()
+            try:
+                with _import_lock:
+                    _warm_up()
+                    prepared = job.prepare()
+                status, reason = job.send(prepared)
+            except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
+                status, reason = "failed", type(exc).__name__
+            with _state_lock:
+                _settle(job.ping, status, reason)
+            if job.debug:
+                _debug_line(job.ping, (time.perf_counter() - started) * 1000)
+    except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
+        _thread = None
+
+
+def _debug_line(ping: Ping, ms: float) -> None:
+    debug(f"{ping.package}: {ping.status} ({ping.reason}) in {ms:.0f} ms: {ping.url}")
+
+
+def debug(message: str) -> None:
+    """Write one line to stderr (only ever called when the user asked for debug output)."""
+    try:
+        sys.stderr.write(f"scarf-autoping: {message}\n")
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - a closed stderr is not our caller's problem
+        pass
+
+
+def _before_fork() -> None:
+    _import_lock.acquire()
+    _state_lock.acquire()
+
+
+def _after_fork_parent() -> None:
+    _state_lock.release()
+    _import_lock.release()
+
+
+def _after_fork_child() -> None:
+    """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
+    global _import_lock, _state_lock, _settled, _thread
+    inherited = list(_pending)
+    _import_lock = threading.RLock()
+    _state_lock = threading.Lock()
+    _settled = threading.Condition(_state_lock)
+    _queue.clear()
+    _pending.clear()
+    _thread = None
+    for ping in inherited:
+        ping._done = threading.Event()
+        ping._resolve("disabled", "forked child: the parent process sends this ping")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_parent,
+        after_in_child=_after_fork_child,
+    )

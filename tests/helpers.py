@@ -1,0 +1,219 @@
+"""Test helpers: throwaway packages with real metadata, child interpreters with a
+controlled environment, and a loopback HTTP collector with configurable misbehaviour.
+
+Child processes never inherit the test runner's environment (CI sets ``CI=true``, a
+developer may have ``DO_NOT_TRACK`` set): :func:`child_env` builds one from scratch.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+#: Variables every child keeps from the parent so the interpreter can start at all.
+_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
+
+
+def child_env(site: Path | str | None = None, **extra: str) -> dict[str, str]:
+    """A minimal environment: no CI, no opt-outs, no proxies, our site dir on PYTHONPATH."""
+    env = {k: os.environ[k] for k in _KEEP if k in os.environ}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    env.update(extra)
+    return env
+
+
+def make_package(
+    site: Path,
+    name: str,
+    body: str = "",
+    *,
+    version: str | None = "1.2.3",
+    dist_name: str | None = None,
+) -> Path:
+    """Write ``site/<name>/__init__.py`` (``body`` dedented) and, unless ``version`` is
+    None, a real ``<dist>-<version>.dist-info`` with METADATA, RECORD and top_level.txt."""
+    site.mkdir(parents=True, exist_ok=True)
+    pkg = site / name
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    if version is not None:
+        dist = dist_name or name
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8"
+        )
+        (info / "top_level.txt").write_text(f"{name}\n", encoding="utf-8")
+        (info / "RECORD").write_text(f"{name}/__init__.py,,\n", encoding="utf-8")
+    return pkg
+
+
+def autoping_package(site: Path, name: str, template: str, *, args: str = "", version: str | None = "1.2.3",
+                     dist_name: str | None = None) -> Path:
+    """A throwaway package whose ``__init__`` is the one ``autoping`` line."""
+    call = f"autoping({(dist_name or name)!r}, {template!r}{', ' + args if args else ''})"
+    return make_package(site, name, f"from scarf_autoping import autoping; PING = {call}\n",
+                        version=version, dist_name=dist_name)
+
+
+class ChildResult:
+    """What a child interpreter did: exit code, output and wall time in seconds."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str, seconds: float) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return f"<ChildResult rc={self.returncode} {self.seconds:.2f}s out={self.stdout!r} err={self.stderr!r}>"
+
+
+def run_child(code: str, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 30.0,
+              cwd: Path | str | None = None) -> ChildResult:
+    """Run ``python [args] -c code`` with exactly ``env``; kill it after ``timeout`` seconds."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, *args, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+    return ChildResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+class Request:
+    """One request the collector received."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.target = path
+        split = urlsplit(path)
+        self.path = split.path
+        self.query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.raw_query = split.query
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target}>"
+
+
+class Collector:
+    """A real HTTP server on 127.0.0.1 in a thread, recording every request.
+
+    ``behaviour`` decides the answer: ``"ok"`` (204), ``"status:500"``,
+    ``"redirect:<url>"``, ``"body:<bytes>"`` (a 200 with that many bytes announced and
+    streamed slowly), ``"hang"`` (accept, never answer), ``"delay:<seconds>"``.
+    """
+
+    def __init__(self, behaviour: str = "ok") -> None:
+        self.behaviour = behaviour
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with collector._lock:
+                    collector.requests.append(Request(self.command, self.path, dict(self.headers), body))
+                collector._answer(self)
+
+            do_GET = do_POST = do_HEAD = _handle
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def _answer(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        kind, _, arg = self.behaviour.partition(":")
+        try:
+            if kind == "hang":
+                self._stop.wait(60)
+                return
+            if kind == "delay":
+                self._stop.wait(float(arg))
+                kind = "ok"
+            if kind == "status":
+                handler.send_response(int(arg))
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+            elif kind == "redirect":
+                handler.send_response(302)
+                handler.send_header("Location", arg)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+            elif kind == "body":
+                size = int(arg)
+                handler.send_response(200)
+                handler.send_header("Content-Length", str(size))
+                handler.end_headers()
+                chunk = b"x" * 65536
+                sent = 0
+                while sent < size and not self._stop.is_set():
+                    handler.wfile.write(chunk[: min(len(chunk), size - sent)])
+                    sent += len(chunk)
+            else:
+                handler.send_response(204)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+        except OSError:
+            pass
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Request]:
+        """Wait until at least ``count`` requests arrived (or ``timeout``); return all of them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.requests) >= count:
+                    break
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.requests)
+
+    def settle(self, quiet: float = 0.3) -> list[Request]:
+        """Wait ``quiet`` seconds for stragglers, then return every request so far."""
+        time.sleep(quiet)
+        with self._lock:
+            return list(self.requests)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
