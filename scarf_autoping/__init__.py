@@ -13,7 +13,7 @@ This module is on the host's import path, so it imports only what it must: ``req
 from __future__ import annotations
 
 import os
-import threading
+from _thread import allocate_lock
 
 from . import policy
 from .template import TemplateError, expand, variable_names
@@ -23,6 +23,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
 
 __version__ = "0.1.0"
+
+#: The built-in template variables (see the README's table); ``facts`` computes them.
+BUILTIN_NAMES = (
+    "package",
+    "version",
+    "os",
+    "platform",
+    "os_version",
+    "python",
+    "python_implementation",
+    "arch",
+    "distro",
+    "distro_version",
+    "ci",
+    "autoping_version",
+)
+
 
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
@@ -46,36 +63,47 @@ class Ping:
     __slots__ = ("_done", "exit_timeout", "package", "reason", "status", "url")
 
     def __init__(self, package: str, exit_timeout: float = 1.0) -> None:
+        # ``threading`` is imported here, on the caller's thread, only for a ping that
+        # will be sent: an opted-out host never imports it on our account.
+        import threading
+
         self.package = package
         self.url: str | None = None
         self.status = "pending"
         self.reason: str | None = None
         self.exit_timeout = exit_timeout
-        self._done = threading.Event()
+        self._done: threading.Event | None = threading.Event()
 
     @classmethod
     def disabled(cls, package: str, reason: str | None) -> Ping:
-        """A handle for a ping that will never be sent, and why."""
-        ping = cls(package, 0.0)
-        ping._resolve("disabled", reason)
+        """A handle for a ping that will never be sent, and why (no thread, no event)."""
+        ping = cls.__new__(cls)
+        ping.package = package
+        ping.url = None
+        ping.status = "disabled"
+        ping.reason = reason
+        ping.exit_timeout = 0.0
+        ping._done = None
         return ping
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the ping is settled (at most ``timeout`` seconds); True once delivered."""
-        self._done.wait(timeout)
+        if self._done is not None:
+            self._done.wait(timeout)
         return self.status == "sent"
 
     def _resolve(self, status: str, reason: str | None = None) -> None:
         self.status = status
         self.reason = reason
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
 
     def __repr__(self) -> str:
         return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason})" if self.reason else "") + ">"
 
 
 _registry: dict[str, Ping] = {}
-_registry_lock = threading.Lock()
+_registry_lock = allocate_lock()
 
 
 def autoping(
@@ -168,8 +196,6 @@ def _check_arguments(
     exit_timeout: object,
 ) -> dict[str, str]:
     """Raise at the call for the author's mistakes; return the author's variables as strings."""
-    from .facts import BUILTIN_NAMES
-
     if not isinstance(package, str) or not package.strip():
         raise ValueError(f"autoping: package must be a non-empty string, got {package!r}")
     if not isinstance(template, str):

@@ -14,27 +14,15 @@ from __future__ import annotations
 
 import sys
 
+from . import BUILTIN_NAMES
+
+__all__ = ["BUILTIN_NAMES", "UNKNOWN", "clean", "collect", "package_version", "platform_facts", "scarf_platform", "variables"]
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
 
 UNKNOWN = "unknown"
-
-#: The names a route template may use besides the author's own ``variables``.
-BUILTIN_NAMES = (
-    "package",
-    "version",
-    "os",
-    "platform",
-    "os_version",
-    "python",
-    "python_implementation",
-    "arch",
-    "distro",
-    "distro_version",
-    "ci",
-    "autoping_version",
-)
 
 #: ``platform.system()`` -> Scarf's lowercase platform vocabulary.
 _SCARF_PLATFORMS = {

@@ -111,21 +111,27 @@ def _is_max_length(text: str) -> bool:
     return 1 <= len(text) <= 4 and text.isascii() and text.isdigit() and text[0] != "0"
 
 
+@functools.lru_cache(maxsize=2)
 def _byte_table(safe: str) -> tuple[str, ...]:
-    """Map each byte value to itself if in *safe*, else to its ``%XX`` form."""
+    """Map each byte value to itself if in *safe*, else to its ``%XX`` form.
+
+    Built on first use (by the background worker), not at import: this module is
+    imported on the host's import path.
+    """
     return tuple(
         chr(b) if chr(b) in safe else f"%{b:02X}" for b in range(256)
     )
 
 
-_TABLE_U = _byte_table(_UNRESERVED)
-_TABLE_UR = _byte_table(_UNRESERVED + _RESERVED)
-_ONLY_U = frozenset(_UNRESERVED)
-_ONLY_UR = frozenset(_UNRESERVED + _RESERVED)
+_SAFE_U = _UNRESERVED
+_SAFE_UR = _UNRESERVED + _RESERVED
+_ONLY_U = frozenset(_SAFE_U)
+_ONLY_UR = frozenset(_SAFE_UR)
 
 
-def _pct_encode(text: str, table: tuple[str, ...]) -> str:
-    """Percent-encode the UTF-8 bytes of *text* that *table* marks unsafe."""
+def _pct_encode(text: str, safe: str) -> str:
+    """Percent-encode the UTF-8 bytes of *text* that are not in *safe*."""
+    table = _byte_table(safe)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates
@@ -148,24 +154,24 @@ def _encode(text: str, allow_reserved: bool) -> str:
         start = i = 0
         while i < len(text):
             if _is_triplet(text, i):
-                out.append(_pct_encode(text[start:i], _TABLE_UR))
+                out.append(_pct_encode(text[start:i], _SAFE_UR))
                 out.append(text[i:i + 3])
                 i += 3
                 start = i
             else:
                 i += 1
-        out.append(_pct_encode(text[start:], _TABLE_UR))
+        out.append(_pct_encode(text[start:], _SAFE_UR))
         return "".join(out)
     if _ONLY_U.issuperset(text):
         return text
-    return _pct_encode(text, _TABLE_U)
+    return _pct_encode(text, _SAFE_U)
 
 
 def _encode_literal(text: str) -> str:
     """Copy a validated literal, pct-encoding its non-ASCII characters."""
     if text.isascii():
         return text
-    return "".join(ch if ch.isascii() else _pct_encode(ch, _TABLE_U) for ch in text)
+    return "".join(ch if ch.isascii() else _pct_encode(ch, _SAFE_U) for ch in text)
 
 
 # --------------------------------------------------------------------------

@@ -158,16 +158,18 @@ def _run() -> None:
                 status, reason = job.send(prepared)
             except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
                 status, reason = "failed", type(exc).__name__
+            if job.debug:
+                # Before settling: once settled, interpreter exit may proceed, and a daemon
+                # thread still inside a stderr write then aborts the interpreter.
+                _debug_line(job.ping.package, status, reason, job.ping.url, (time.perf_counter() - started) * 1000)
             with _state_lock:
                 _settle(job.ping, status, reason)
-            if job.debug:
-                _debug_line(job.ping, (time.perf_counter() - started) * 1000)
     except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
         _thread = None
 
 
-def _debug_line(ping: Ping, ms: float) -> None:
-    debug(f"{ping.package}: {ping.status} ({ping.reason}) in {ms:.0f} ms: {ping.url}")
+def _debug_line(package: str, status: str, reason: str | None, url: str | None, ms: float) -> None:
+    debug(f"{package}: {status} ({reason}) in {ms:.0f} ms: {url}")
 
 
 def debug(message: str) -> None:

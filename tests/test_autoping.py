@@ -401,13 +401,15 @@ def test_import_of_scarf_autoping_stays_light():
         """
         import sys
         import scarf_autoping
-        heavy = [m for m in ("requests", "urllib3", "distro", "importlib.metadata", "platform", "re", "logging", "typing")
-                 if m in sys.modules]
-        print(heavy)
+        heavy = ("requests", "urllib3", "distro", "importlib.metadata", "platform", "re", "logging", "typing",
+                 "threading")
+        print([m for m in heavy if m in sys.modules])
+        ping = scarf_autoping.autoping("light", "https://x.example/{package}")  # opted out below
+        print(ping.status, [m for m in heavy if m in sys.modules])
         """,
-        child_env(None),
+        child_env(None, DO_NOT_TRACK="1"),
     )
-    assert child.stdout.strip() == "[]", child
+    assert child.stdout.splitlines() == ["[]", "disabled []"], child
 
 
 def test_python_version_is_reported(collector, site):
