@@ -4,9 +4,10 @@ Pure logic: every function takes the environment as a plain mapping so it can be
 without touching ``os.environ``. This is the one place where the project's environment
 variables are parsed; the import-time ping, the event logger and the command line all
 ask here.
-"""
 
-from __future__ import annotations
+On the host's import path: no ``from __future__ import annotations`` (importing
+``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
+"""
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing only, kept off the import path
@@ -46,12 +47,12 @@ PINGED = "SCARF_AUTOPING_PINGED"
 DEBUG = "SCARF_AUTOPING_DEBUG"
 
 
-def is_set(value: str | None) -> bool:
+def is_set(value: "str | None") -> bool:
     """True when an environment value counts as switched on (not empty/0/false/no/off)."""
     return value is not None and value.strip().lower() not in FALSY
 
 
-def is_false(value: str | None) -> bool:
+def is_false(value: "str | None") -> bool:
     """True when a value is explicitly false-like (``0``/``false``/``no``/``off``), not merely empty."""
     return value is not None and value.strip().lower() in FALSY - {""}
 
@@ -89,7 +90,7 @@ def package_variable(package: str) -> str:
     return "".join(out).strip("_") + "_NO_ANALYTICS"
 
 
-def opt_out_reason(env: Mapping[str, str], package: str | None = None) -> str | None:
+def opt_out_reason(env: "Mapping[str, str]", package: "str | None" = None) -> "str | None":
     """The name of the variable that opts this package out, or None when pings are allowed."""
     for name in GLOBAL_OPT_OUTS:
         if is_set(env.get(name)):
@@ -103,7 +104,7 @@ def opt_out_reason(env: Mapping[str, str], package: str | None = None) -> str | 
     return None
 
 
-def ci_reason(env: Mapping[str, str]) -> str | None:
+def ci_reason(env: "Mapping[str, str]") -> "str | None":
     """The name of the first CI variable that is set, or None outside CI."""
     for name in CI_VARIABLES:
         if is_set(env.get(name)):
@@ -111,7 +112,7 @@ def ci_reason(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def already_pinged(env: Mapping[str, str], package: str) -> bool:
+def already_pinged(env: "Mapping[str, str]", package: str) -> bool:
     """True when a parent process recorded in :data:`PINGED` that it pinged this package."""
     listed = env.get(PINGED)
     if not listed:
@@ -119,7 +120,7 @@ def already_pinged(env: Mapping[str, str], package: str) -> bool:
     return normalize(package) in listed.split(",")
 
 
-def mark_pinged(env_value: str | None, package: str) -> str:
+def mark_pinged(env_value: "str | None", package: str) -> str:
     """The new value of :data:`PINGED` after adding ``package`` to ``env_value``."""
     names = [n for n in (env_value or "").split(",") if n]
     key = normalize(package)
@@ -128,7 +129,7 @@ def mark_pinged(env_value: str | None, package: str) -> str:
     return ",".join(names)
 
 
-def debug_enabled(env: Mapping[str, str]) -> bool:
+def debug_enabled(env: "Mapping[str, str]") -> bool:
     """True when the user asked for one line per ping on stderr."""
     return is_set(env.get(DEBUG))
 
@@ -138,7 +139,7 @@ class Decision:
 
     __slots__ = ("ci", "enabled", "reason")
 
-    def __init__(self, enabled: bool, reason: str | None, ci: bool) -> None:
+    def __init__(self, enabled: bool, reason: "str | None", ci: bool) -> None:
         self.enabled = enabled
         self.reason = reason
         self.ci = ci
@@ -147,7 +148,7 @@ class Decision:
         return f"Decision(enabled={self.enabled!r}, reason={self.reason!r}, ci={self.ci!r})"
 
 
-def decide(env: Mapping[str, str], package: str | None, skip_ci: bool = True) -> Decision:
+def decide(env: "Mapping[str, str]", package: "str | None", skip_ci: bool = True) -> "Decision":
     """Decide whether ``package`` may ping in the environment ``env``.
 
     Order: an explicit opt-out wins (its variable is named in the reason), then a parent

@@ -21,18 +21,17 @@ empty mappings are *undefined* and expand to nothing, as the RFC requires.
 This module sits on a hot import path (it validates the author's template
 while their package is being imported), so it uses plain string scanning
 instead of ``re`` (whose import and compiles cost milliseconds in a fresh
-interpreter), imports only ``functools`` and ``collections.abc`` and keeps
-``typing`` out of runtime.
+interpreter), imports nothing at all at runtime (not even ``functools`` or
+``collections.abc``, which pull in ``collections``: milliseconds for a host that
+has opted out and never imports ``threading``).
+
+On the host's import path: no ``from __future__ import annotations`` (importing
+``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
 """
-
-from __future__ import annotations
-
-import functools
-from collections.abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing-only imports
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["TemplateError", "expand", "variable_names"]
 
@@ -111,16 +110,19 @@ def _is_max_length(text: str) -> bool:
     return 1 <= len(text) <= 4 and text.isascii() and text.isdigit() and text[0] != "0"
 
 
-@functools.lru_cache(maxsize=2)
-def _byte_table(safe: str) -> tuple[str, ...]:
+_TABLES: "dict[str, tuple[str, ...]]" = {}
+
+
+def _byte_table(safe: str) -> "tuple[str, ...]":
     """Map each byte value to itself if in *safe*, else to its ``%XX`` form.
 
     Built on first use (by the background worker), not at import: this module is
     imported on the host's import path.
     """
-    return tuple(
-        chr(b) if chr(b) in safe else f"%{b:02X}" for b in range(256)
-    )
+    table = _TABLES.get(safe)
+    if table is None:
+        table = _TABLES[safe] = tuple(chr(b) if chr(b) in safe else f"%{b:02X}" for b in range(256))
+    return table
 
 
 _SAFE_U = _UNRESERVED
@@ -201,7 +203,7 @@ class _Operator:
         self.allow_reserved = allow_reserved
 
 
-_OPERATORS: dict[str, _Operator] = {
+_OPERATORS: "dict[str, _Operator]" = {
     "": _Operator("", ",", False, "", False),    # simple string
     "+": _Operator("", ",", False, "", True),    # reserved
     "#": _Operator("#", ",", False, "", True),   # fragment
@@ -220,7 +222,7 @@ class _VarSpec:
 
     __slots__ = ("explode", "name", "prefix")
 
-    def __init__(self, name: str, prefix: int | None, explode: bool) -> None:
+    def __init__(self, name: str, prefix: "int | None", explode: bool) -> None:
         self.name = name
         self.prefix = prefix
         self.explode = explode
@@ -231,7 +233,7 @@ class _Expression:
 
     __slots__ = ("operator", "varspecs")
 
-    def __init__(self, operator: _Operator, varspecs: tuple[_VarSpec, ...]) -> None:
+    def __init__(self, operator: "_Operator", varspecs: "tuple[_VarSpec, ...]") -> None:
         self.operator = operator
         self.varspecs = varspecs
 
@@ -241,7 +243,7 @@ class _Expression:
 # --------------------------------------------------------------------------
 
 
-def _fail(what: str, offset: int, template: str) -> TemplateError:
+def _fail(what: str, offset: int, template: str) -> "TemplateError":
     """Build a TemplateError locating *what* in *template*."""
     return TemplateError(f"{what} at offset {offset} in template {template!r}")
 
@@ -266,7 +268,7 @@ def _check_literal(template: str, start: int, end: int) -> str:
     return _encode_literal(text)
 
 
-def _parse_varspec(spec: str, offset: int, template: str) -> _VarSpec:
+def _parse_varspec(spec: str, offset: int, template: str) -> "_VarSpec":
     """Parse ``varname [ ":" max-length / "*" ]``."""
     body, explode = (spec[:-1], True) if spec.endswith("*") else (spec, False)
     prefix = None
@@ -289,7 +291,7 @@ def _parse_varspec(spec: str, offset: int, template: str) -> _VarSpec:
     return _VarSpec(body, prefix, explode)
 
 
-def _parse_expression(template: str, start: int, end: int) -> _Expression:
+def _parse_expression(template: str, start: int, end: int) -> "_Expression":
     """Parse the expression body ``template[start+1:end]`` (between braces)."""
     body = template[start + 1:end]
     if "{" in body:
@@ -312,12 +314,27 @@ def _parse_expression(template: str, start: int, end: int) -> _Expression:
     return _Expression(_OPERATORS[op_char], varspecs)
 
 
-@functools.lru_cache(maxsize=64)
-def _parse(template: str) -> tuple[str | _Expression, ...]:
-    """Parse *template* into literal strings and expressions (cached).
+_PARSED: "dict[str, tuple[str | _Expression, ...]]" = {}
+_PARSED_MAX = 64
 
-    Raises TemplateError on the first problem found.
+
+def _parse(template: str) -> "tuple[str | _Expression, ...]":
+    """Parse *template* into literal strings and expressions, cached per template.
+
+    The cache is a plain dict emptied when it reaches 64 entries (``functools`` would
+    cost an opted-out host its import). Raises TemplateError on the first problem found.
     """
+    parsed = _PARSED.get(template) if isinstance(template, str) else None
+    if parsed is None:
+        parsed = _parse_uncached(template)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[template] = parsed
+    return parsed
+
+
+def _parse_uncached(template: str) -> "tuple[str | _Expression, ...]":
+    """Parse *template* (see :func:`_parse`)."""
     if not isinstance(template, str):
         raise TypeError(f"template must be a str, not {type(template).__name__}")
     parts: list[str | _Expression] = []
@@ -341,7 +358,7 @@ def _parse(template: str) -> tuple[str | _Expression, ...]:
 # --------------------------------------------------------------------------
 
 
-def _scalar(value: object, name: str) -> str | None:
+def _scalar(value: object, name: str) -> "str | None":
     """Stringify a scalar value; None stays None (undefined)."""
     if value is None or isinstance(value, str):
         return value
@@ -353,7 +370,12 @@ def _scalar(value: object, name: str) -> str | None:
     )
 
 
-def _items(value: Mapping[object, object], name: str) -> list[tuple[str, str]]:
+def _is_mapping(value: object) -> bool:
+    """Duck-typed mapping check (``collections.abc`` stays off the import path)."""
+    return not isinstance(value, (str, list, tuple)) and hasattr(value, "items") and hasattr(value, "keys")
+
+
+def _items(value: "Mapping[object, object]", name: str) -> "list[tuple[str, str]]":
     """Return the defined (key, value) pairs of a mapping, as strings."""
     pairs = []
     for key, item in value.items():
@@ -363,7 +385,7 @@ def _items(value: Mapping[object, object], name: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _members(value: Iterable[object], name: str) -> list[str]:
+def _members(value: "Iterable[object]", name: str) -> "list[str]":
     """Return the defined members of a list value, as strings."""
     return [text for text in (_scalar(v, name) for v in value) if text is not None]
 
@@ -374,14 +396,14 @@ def _named(key: str, encoded: str, ifemp: str) -> str:
 
 
 def _expand_composite(
-    op: _Operator,
-    spec: _VarSpec,
-    value: Mapping[object, object] | list[object] | tuple[object, ...],
-) -> str | None:
+    op: "_Operator",
+    spec: "_VarSpec",
+    value: "Mapping[object, object] | list[object] | tuple[object, ...]",
+) -> "str | None":
     """Expand a list/tuple or mapping value; None when it has no members."""
     name = spec.name
     enc = op.allow_reserved
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         is_map = True
         pairs = [(_encode(k, enc), _encode(v, enc)) for k, v in _items(value, name)]
     else:
@@ -403,9 +425,9 @@ def _expand_composite(
     return op.sep.join(f"{k}={v}" if is_map else v for k, v in pairs)
 
 
-def _expand_varspec(op: _Operator, spec: _VarSpec, value: object) -> str | None:
+def _expand_varspec(op: "_Operator", spec: "_VarSpec", value: object) -> "str | None":
     """Expand one variable, or return None when it is undefined."""
-    if isinstance(value, (list, tuple, Mapping)):
+    if isinstance(value, (list, tuple)) or _is_mapping(value):
         return _expand_composite(op, spec, value)
     text = _scalar(value, spec.name)
     if text is None:
@@ -416,7 +438,7 @@ def _expand_varspec(op: _Operator, spec: _VarSpec, value: object) -> str | None:
     return _named(spec.name, encoded, op.ifemp) if op.named else encoded
 
 
-def _expand_expression(expr: _Expression, variables: Mapping[str, object]) -> str:
+def _expand_expression(expr: "_Expression", variables: "Mapping[str, object]") -> str:
     """Expand one expression; undefined variables contribute nothing."""
     op = expr.operator
     expanded = []
@@ -429,7 +451,7 @@ def _expand_expression(expr: _Expression, variables: Mapping[str, object]) -> st
     return op.first + op.sep.join(expanded)
 
 
-def expand(template: str, variables: Mapping[str, object]) -> str:
+def expand(template: str, variables: "Mapping[str, object]") -> str:
     """Expand the RFC 6570 (level 4) URI *template* with *variables*.
 
     Variables missing from *variables* (or ``None``, empty lists, empty
@@ -446,7 +468,7 @@ def expand(template: str, variables: Mapping[str, object]) -> str:
     return "".join(out)
 
 
-def variable_names(template: str) -> list[str]:
+def variable_names(template: str) -> "list[str]":
     """Return the variable names *template* uses, in order, without duplicates.
 
     Raises TemplateError if the template is malformed.

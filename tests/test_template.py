@@ -238,10 +238,18 @@ def test_unsupported_value_type_raises_type_error() -> None:
         expand("{v}", {"v": [["nested"]]})
 
 
-def test_parse_is_cached() -> None:
-    parse = template_module._parse
-    parse.cache_clear()
+def test_parse_is_cached(monkeypatch) -> None:
+    calls = []
+    real = template_module._parse_uncached
+    monkeypatch.setattr(template_module, "_parse_uncached", lambda t: calls.append(t) or real(t))
+    template_module._PARSED.clear()
     for _ in range(3):
         expand("{/cached}", {"cached": "x"})
-    info = parse.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
+    assert calls == ["{/cached}"]
+
+
+def test_parse_cache_is_bounded() -> None:
+    template_module._PARSED.clear()
+    for i in range(200):
+        variable_names(f"/{i}{{x}}")
+    assert len(template_module._PARSED) <= template_module._PARSED_MAX
