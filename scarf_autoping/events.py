@@ -1,0 +1,305 @@
+"""Event logging: a drop-in replacement for the Scarf Python SDK's ``ScarfEventLogger``.
+
+Authors who already use ``from scarf import ScarfEventLogger`` (PyPI ``scarf-sdk``) switch
+by changing only the import. Each :meth:`ScarfEventLogger.log_event` call sends the
+properties as a JSON body in one HTTP POST to the author's endpoint and answers
+``True`` (the endpoint answered 2xx) or ``False`` (opted out, or delivery failed).
+
+What differs from the SDK, on purpose:
+
+* Network faults and non-2xx answers never raise: they return ``False``.
+* Opt-outs are read by :mod:`scarf_autoping.policy`, the same code as ``autoping``:
+  ``DO_NOT_TRACK``, ``SCARF_NO_ANALYTICS`` (any value but empty/0/false/no/off) and
+  ``SCARF_ANALYTICS=false``. Events are not skipped in CI and not limited to one per
+  process: the author decides when an event happens.
+* ``background=True`` hands the event to the shared background worker and returns a
+  :class:`~scarf_autoping.Ping` at once; it is still delivered at interpreter exit
+  within ``exit_timeout``.
+
+This module is imported on first use of ``scarf_autoping.ScarfEventLogger``. It imports
+``json`` at module level but never ``requests``: :mod:`scarf_autoping.transport` does
+that, on the calling thread for a synchronous event, on the worker for a background one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+
+from . import policy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from . import Ping
+    from .transport import Result
+
+__all__ = ["ScarfEventLogger"]
+
+#: ``SCARF_VERBOSE`` switches verbose output on, as in the SDK (only ``1`` or ``true``).
+VERBOSE = "SCARF_VERBOSE"
+
+_user_agent_cache: str | None = None
+
+
+def _platform_name(system: str) -> str:
+    """The SDK's platform spelling in its User-Agent: ``linux``, ``macOS``, ``windows``, else lower case."""
+    if system == "Darwin":
+        return "macOS"
+    return system.lower() or "unknown"
+
+
+def user_agent() -> str:
+    """``scarf-autoping/<version> (platform=<os>; arch=<arch>, python=<x.y.z>)``.
+
+    The same shape as the SDK's ``scarf-py/<version> (...)`` header, so whatever reads
+    the SDK's User-Agent reads this one too. Computed once per process: ``platform``
+    answers from ``os.uname()`` and ``sys`` without starting any subprocess.
+    """
+    global _user_agent_cache
+    if _user_agent_cache is None:
+        from . import transport
+
+        try:
+            import platform
+
+            detail = (
+                f"platform={_platform_name(platform.system())}; "
+                f"arch={platform.machine() or 'unknown'}, python={platform.python_version()}"
+            )
+        except Exception:  # noqa: BLE001 - an odd platform loses the detail, never the event
+            detail = None
+        _user_agent_cache = transport.user_agent(detail)
+    return _user_agent_cache
+
+
+def _check_timeout(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"ScarfEventLogger: {name} must be a number of seconds > 0, got {value!r}")
+    return value
+
+
+def _check_endpoint(endpoint_url: object) -> str:
+    """An http(s) URL with a host, without its trailing ``/``; ``ValueError`` otherwise."""
+    if not endpoint_url:
+        raise ValueError("ScarfEventLogger: endpoint_url must be provided")
+    if not isinstance(endpoint_url, str):
+        raise ValueError(  # noqa: TRY004 - the SDK's contract: a bad endpoint_url is a ValueError
+            f"ScarfEventLogger: endpoint_url must be a string, got {type(endpoint_url).__name__}"
+        )
+    url = endpoint_url.rstrip("/")
+    from urllib.parse import urlsplit
+
+    try:
+        split = urlsplit(url)
+        host = split.hostname
+        split.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        host = None
+        split = None
+    if split is None or split.scheme.lower() not in ("http", "https") or not host or url != url.strip():
+        raise ValueError(f"ScarfEventLogger: endpoint_url must be an http:// or https:// URL with a host, "
+                         f"got {endpoint_url!r}")
+    return url
+
+
+def encode(properties: object) -> bytes:
+    """The JSON body for ``properties``: UTF-8, non-ASCII kept as is, nested values allowed.
+
+    Raises ``TypeError`` at the caller, before anything is sent, when ``properties`` is
+    not a mapping or holds something JSON cannot represent: a set, bytes, an object,
+    NaN or infinity (not valid JSON), a circular reference.
+    """
+    if not isinstance(properties, Mapping):
+        raise TypeError(f"log_event: properties must be a dict, got {type(properties).__name__}")
+    if not isinstance(properties, dict):
+        properties = dict(properties)
+    try:
+        return json.dumps(properties, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError as exc:  # NaN/infinity, circular references: still "cannot be serialised"
+        raise TypeError(f"log_event: properties cannot be serialised to JSON: {exc}") from exc
+
+
+def _say(*lines: str) -> None:
+    """Write verbose lines to stderr in one write (only ever called when verbose)."""
+    try:
+        sys.stderr.write("".join(line + "\n" for line in lines))
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - a closed stderr is not the caller's problem
+        pass
+
+
+class ScarfEventLogger:
+    """Send telemetry events to a Scarf endpoint, with the Scarf Python SDK's interface.
+
+    Attributes:
+        endpoint_url: the endpoint, without a trailing ``/``.
+        timeout: default seconds for one event (connecting and reading together).
+        verbose: print what is sent and what came of it on stderr.
+        exit_timeout: the most interpreter exit waits for one background event in flight
+            (never more than that event's own timeout).
+    """
+
+    #: The SDK's default, kept: seconds for one event.
+    DEFAULT_TIMEOUT = 3.0
+    #: The default bound on how long interpreter exit waits for background events, as for ``autoping``.
+    DEFAULT_EXIT_TIMEOUT = 1.0
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        timeout: float | None = None,
+        verbose: bool | None = None,
+        *,
+        exit_timeout: float | None = None,
+    ) -> None:
+        """Check the arguments; nothing is sent and nothing heavy is imported.
+
+        Args:
+            endpoint_url: an ``http://`` or ``https://`` URL; a trailing ``/`` is removed.
+            timeout: default seconds per event (default 3.0, as in the SDK).
+            verbose: print to stderr; ``None`` follows ``SCARF_VERBOSE`` (``1``/``true``).
+            exit_timeout: the most interpreter exit waits for a background event (default 1.0).
+
+        Raises:
+            ValueError: empty or missing ``endpoint_url``, a URL that is not http(s) with a
+                host, or a timeout that is not a number of seconds > 0.
+        """
+        self.endpoint_url = _check_endpoint(endpoint_url)
+        self.timeout = self.DEFAULT_TIMEOUT if timeout is None else _check_timeout("timeout", timeout)
+        self.exit_timeout = (
+            self.DEFAULT_EXIT_TIMEOUT if exit_timeout is None else _check_timeout("exit_timeout", exit_timeout)
+        )
+        if verbose is None:
+            verbose = os.environ.get(VERBOSE, "").strip().lower() in ("1", "true")
+        self.verbose = bool(verbose)
+        if self.verbose:
+            _say(
+                "Scarf Logger Configuration:",
+                f"  Endpoint URL: {self.endpoint_url}",
+                f"  Timeout: {self.timeout}s",
+                f"  User-Agent: {user_agent()}",
+            )
+
+    def __repr__(self) -> str:
+        return f"ScarfEventLogger(endpoint_url={self.endpoint_url!r}, timeout={self.timeout!r})"
+
+    def log_event(
+        self,
+        properties: Mapping[str, object],
+        timeout: float | None = None,
+        *,
+        background: bool = False,
+    ) -> bool | Ping:
+        """Send ``properties`` as a JSON body in one POST to :attr:`endpoint_url`.
+
+        Args:
+            properties: a dict of JSON-serialisable values (nested dicts and lists allowed;
+                ``{}`` sends ``{}``). It is serialised at the call, so later changes to it
+                do not change what is sent.
+            timeout: seconds for this event, instead of :attr:`timeout`.
+            background: return a :class:`~scarf_autoping.Ping` at once and send from the
+                shared background worker; delivered at interpreter exit within
+                :attr:`exit_timeout`.
+
+        Returns:
+            ``True`` when the endpoint answered 2xx; ``False`` when opted out or when
+            delivery failed for any reason (refused, timed out, DNS, TLS, non-2xx).
+            With ``background=True``, a ``Ping`` (``.wait()``, ``.status``): ``sent``,
+            ``failed``, or ``disabled`` when opted out.
+
+        Raises:
+            TypeError: ``properties`` is not a dict or holds something JSON cannot represent
+                (NaN or infinity and circular references included).
+            ValueError: a bad ``timeout``.
+
+        Network faults never raise, unlike the SDK. Opt-outs are checked at each call,
+        after the properties: a mistake in them raises even for users who opted out.
+        """
+        body = encode(properties)
+        seconds = self.timeout if timeout is None else _check_timeout("timeout", timeout)
+        reason = policy.opt_out_reason(os.environ, None)
+        if background:
+            return self._submit(properties, body, seconds, reason)
+        if reason is not None:
+            if self.verbose:
+                _say(f"Analytics are disabled via environment variables ({reason})")
+            return False
+        if self.verbose:
+            self._say_sending(properties, seconds, "Sending event:")
+        from . import transport
+
+        result = transport.send("POST", self.endpoint_url, timeout=seconds, headers=_headers(), body=body)
+        if self.verbose:
+            _say_result(result)
+        return result.ok
+
+    def _say_sending(self, properties: Mapping[str, object], seconds: float, title: str) -> None:
+        _say(
+            title,
+            f"  Endpoint URL: {self.endpoint_url}",
+            f"  Properties: {properties!r}",
+            f"  Timeout: {seconds}s",
+        )
+
+    def _submit(self, properties: Mapping[str, object], body: bytes, seconds: float, reason: str | None) -> Ping:
+        """Queue one event on the shared worker; a ``disabled`` Ping when opted out."""
+        from . import Ping, worker
+
+        label = _label(properties)
+        env = os.environ
+        debug = policy.debug_enabled(env)
+        if reason is not None:
+            if self.verbose:
+                _say(f"Analytics are disabled via environment variables ({reason})")
+            if debug:
+                worker.debug(f"{label}: disabled (opted out by {reason})")
+            return Ping.disabled(label, f"opted out by {reason}")
+        if self.verbose:
+            self._say_sending(properties, seconds, "Sending event in the background:")
+        ping = Ping(label, min(self.exit_timeout, seconds))
+        ping.url = self.endpoint_url
+        worker.submit(worker.Job(ping, _prepare, _sender(self.endpoint_url, body, seconds, self.verbose), debug))
+        return ping
+
+
+def _label(properties: Mapping[str, object]) -> str:
+    """A name for the background handle: the ``event`` property when it is a string, else ``event``."""
+    name = properties.get("event")
+    return name if isinstance(name, str) and name.strip() else "event"
+
+
+def _headers() -> dict[str, str]:
+    return {"Content-Type": "application/json", "User-Agent": user_agent()}
+
+
+def _prepare() -> dict[str, str]:
+    """The worker's preparation step (under its import lock): the headers, platform facts included."""
+    return _headers()
+
+
+def _sender(url: str, body: bytes, seconds: float, verbose: bool) -> Callable[[object], tuple[str, str | None]]:
+    """The worker's network step: one POST of the already-encoded body."""
+
+    def send(headers: object) -> tuple[str, str | None]:
+        from . import transport
+
+        result = transport.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
+        if verbose:
+            _say_result(result)
+        return ("sent" if result.ok else "failed"), result.describe()
+
+    return send
+
+
+def _say_result(result: Result) -> None:
+    """``Response received in N ms`` and the status, or ``Error after N ms`` and the error."""
+    ms = round(result.elapsed_ms)
+    if result.status_code is not None:
+        _say(f"Response received in {ms} ms:", f"  Status: {result.status_code}")
+    else:
+        _say(f"Error after {ms} ms:", f"  {result.error}")
+
