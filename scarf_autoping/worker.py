@@ -22,6 +22,8 @@ import threading
 import time
 from collections import deque
 
+import scarf_autoping as _face
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -183,6 +185,9 @@ def debug(message: str) -> None:
 
 
 def _before_fork() -> None:
+    # Always in this order (the worker never takes the registry lock, and takes the
+    # state lock only without the import lock), so a fork cannot deadlock with it.
+    _face._registry_lock.acquire()
     _import_lock.acquire()
     _state_lock.acquire()
 
@@ -190,12 +195,14 @@ def _before_fork() -> None:
 def _after_fork_parent() -> None:
     _state_lock.release()
     _import_lock.release()
+    _face._registry_lock.release()
 
 
 def _after_fork_child() -> None:
     """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
     global _import_lock, _state_lock, _settled, _thread
     inherited = list(_pending)
+    _face._registry_lock = _face.allocate_lock()
     _import_lock = threading.RLock()
     _state_lock = threading.Lock()
     _settled = threading.Condition(_state_lock)
