@@ -1,0 +1,319 @@
+"""The ``scarf-autoping`` command line, run as the installed console script in a
+subprocess with a clean environment, against real files and real loopback servers."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import child_env, free_port, make_package, run_child
+
+from scarf_autoping.facts import BUILTIN_NAMES
+
+SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
+COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+        timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, *args], env=env if env is not None else child_env(), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert result.returncode == code, result
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "error:" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------
+# help, errors, python -m
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = cli(command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: scarf-autoping {command}")
+
+
+def test_top_level_help_lists_every_command_and_python_m_works():
+    result = subprocess.run([sys.executable, "-m", "scarf_autoping", "--help"], env=child_env(),
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert f"    {command}" in result.stdout
+
+
+@pytest.mark.parametrize("args", [(), ("bogus",), ("preview",), ("preview", "http://x/"), ("send", "--timeout", "0"),
+                                  ("init",), ("report", "--by", ",")])
+def test_bad_arguments_give_one_line_and_exit_2(args):
+    assert_one_line_error(cli(*args), 2)
+
+
+def test_importing_the_library_does_not_import_the_cli():
+    child = run_child("import sys, scarf_autoping; print('scarf_autoping.cli' in sys.modules, 'argparse' in sys.modules)",
+                      child_env())
+    assert child.stdout.split() == ["False", "False"], child
+
+
+# --------------------------------------------------------------------------
+# facts, preview, send, status
+# --------------------------------------------------------------------------
+
+
+def test_facts_json_has_every_builtin_variable():
+    result = cli("facts", "--json")
+    assert result.returncode == 0, result
+    values = json.loads(result.stdout)
+    assert list(values) == list(BUILTIN_NAMES)
+    assert values["python"] == platform.python_version()
+    assert values["arch"] == platform.machine()
+    assert values["ci"] == "false"
+    assert values["package"] is None and values["version"] is None
+
+
+def test_facts_table_and_package_version(site):
+    make_package(site, "facts_pkg", version="4.5.6")
+    result = cli("facts", "--package", "facts_pkg", env=child_env(site, CI="true"))
+    assert result.returncode == 0
+    table = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert list(table) == list(BUILTIN_NAMES)
+    assert (table["package"], table["version"], table["ci"]) == ("facts_pkg", "4.5.6", "true")
+
+
+def test_preview_prints_the_url_and_sends_nothing(collector, site):
+    make_package(site, "prev_pkg", version="0.3")
+    template = collector.url + ROUTE + "{&flavour}"
+    result = cli("preview", template, "--package", "prev_pkg", "--var", "flavour=gpu", env=child_env(site))
+    assert result.returncode == 0, result
+    assert result.stdout == (f"{collector.url}/t/prev_pkg/0.3/{platform.system().lower()}"
+                             f"?python={platform.python_version()}&arch={platform.machine()}&flavour=gpu\n")
+    assert collector.settle(0.2) == []
+
+
+def test_preview_version_override_and_opt_out_note(collector):
+    result = cli("preview", collector.url + "/{package}/{version}", "--package", "p", "--version", "9.9",
+                 env=child_env(DO_NOT_TRACK="1"))
+    assert result.stdout == f"{collector.url}/p/9.9\n"
+    assert "DO_NOT_TRACK is set" in result.stderr
+
+
+@pytest.mark.parametrize(("template", "fragment"), [
+    ("http://x/{nope}", "unknown variable {nope}"),
+    ("http://x/{package", "unclosed expression"),
+    ("ftp://x/{package}", "http:// or https://"),
+    ("http://x/{package}{&version", "unclosed expression"),
+])
+def test_a_bad_template_is_one_line_naming_the_problem(template, fragment):
+    assert_one_line_error(cli("preview", template, "--package", "p"), 2, fragment)
+    assert_one_line_error(cli("send", template, "--package", "p"), 2, fragment)
+
+
+@pytest.mark.parametrize(("var", "fragment"), [("novalue", "NAME=VALUE"), ("version=1", "clashes")])
+def test_a_bad_var_is_one_line(var, fragment):
+    assert_one_line_error(cli("preview", "http://x/{package}", "--package", "p", "--var", var), 2, fragment)
+
+
+def test_send_delivers_synchronously_even_in_ci(collector):
+    result = cli("send", collector.url + ROUTE, "--package", "send-pkg", "--version", "1.0",
+                 env=child_env(CI="true", GITHUB_ACTIONS="true"))
+    assert result.returncode == 0, result
+    assert "HTTP 204 in " in result.stdout and result.stdout.rstrip().endswith("ms")
+    reqs = collector.wait_for(1)
+    assert len(reqs) == 1
+    assert reqs[0].path == f"/t/send-pkg/1.0/{platform.system().lower()}"
+    assert reqs[0].headers["User-Agent"].startswith("scarf-autoping/")
+
+
+@pytest.mark.parametrize("env", [{"DO_NOT_TRACK": "1"}, {"SCARF_NO_ANALYTICS": "yes"}, {"SEND_PKG_NO_ANALYTICS": "1"},
+                                 {"SCARF_ANALYTICS": "false"}])
+def test_send_respects_opt_outs(collector, env):
+    result = cli("send", collector.url + ROUTE, "--package", "send-pkg", env=child_env(**env))
+    assert result.returncode == 1
+    assert result.stdout == f"not sent: opted out by {next(iter(env))}\n"
+    assert collector.settle(0.2) == []
+
+
+def test_send_reports_failure_with_exit_1(make_collector):
+    refused = cli("send", f"http://127.0.0.1:{free_port()}/{{package}}", "--package", "p", "--timeout", "2")
+    assert refused.returncode == 1 and "Connection refused" in refused.stdout
+    server_error = make_collector("status:500")
+    failed = cli("send", server_error.url + "/{package}", "--package", "p")
+    assert failed.returncode == 1 and "HTTP 500 in " in failed.stdout
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "on for every package"),
+    ({"DO_NOT_TRACK": "1"}, "off for stat-pkg: DO_NOT_TRACK is set"),
+    ({"SCARF_NO_ANALYTICS": "true"}, "off for stat-pkg: SCARF_NO_ANALYTICS is set"),
+    ({"STAT_PKG_NO_ANALYTICS": "1"}, "off for stat-pkg: STAT_PKG_NO_ANALYTICS is set"),
+    ({"SCARF_ANALYTICS": "false"}, "off for stat-pkg: SCARF_ANALYTICS is set"),
+    ({"GITLAB_CI": "true"}, "off for stat-pkg: CI detected (GITLAB_CI is set)"),
+    ({"DO_NOT_TRACK": "0"}, "on for stat-pkg"),
+])
+def test_status_names_the_variable(env, expected):
+    args = ("status",) if not env else ("status", "--package", "stat-pkg")
+    result = cli(*args, env=child_env(**env))
+    assert result.returncode == 0
+    assert result.stdout.startswith(expected), result.stdout
+    assert "DO_NOT_TRACK=1" in result.stdout
+
+
+# --------------------------------------------------------------------------
+# init
+# --------------------------------------------------------------------------
+
+INIT_SOURCE = (
+    '"""Ein Paket für Grüße: ünïcödé in the docstring.\n\nSecond paragraph.\n"""\n'
+    "from __future__ import annotations\n"
+    "from __future__ import division  # déjà\n"
+    "\n"
+    "GREETING = 'héllo wörld ✓'\n"
+)
+
+
+def _project(tmp_path: Path, source: bytes) -> Path:
+    """A src-layout project: tmp/proj/pyproject.toml and tmp/proj/src/grt_pkg/__init__.py."""
+    project = tmp_path / "proj"
+    package = project / "src" / "grt_pkg"
+    package.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "greet-pkg"\nversion = "3.1.4"\n', encoding="utf-8")
+    (package / "__init__.py").write_bytes(source)
+    return package
+
+
+def test_init_adds_one_line_keeps_every_byte_and_is_idempotent(tmp_path):
+    package = _project(tmp_path, INIT_SOURCE.encode("utf-8"))
+    template = "https://greet.gateway.scarf.sh/t/{package}/{version}/{platform}"
+    first = cli("init", str(package), "--endpoint", template)
+    assert first.returncode == 0, first
+    after_first = (package / "__init__.py").read_bytes()
+    lines = after_first.decode("utf-8").splitlines(keepends=True)
+    original = INIT_SOURCE.splitlines(keepends=True)
+    assert lines[:6] == original[:6]  # docstring and both __future__ imports first
+    assert lines[6].startswith(
+        "from scarf_autoping import autoping; autoping('greet-pkg', "
+        "'https://greet.gateway.scarf.sh/t/{package}/{version}/{platform}')")
+    assert lines[7:] == original[6:]
+    notice = tmp_path / "proj" / "TELEMETRY.md"
+    text = notice.read_text(encoding="utf-8")
+    for needle in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "GREET_PKG_NO_ANALYTICS", "greet.gateway.scarf.sh",
+                   "`version`", "`platform`", "GITHUB_ACTIONS"):
+        assert needle in text
+    assert "added to" in first.stdout and "wrote the notice" in first.stdout
+
+    second = cli("init", str(package), "--endpoint", template)
+    assert second.returncode == 0, second
+    assert (package / "__init__.py").read_bytes() == after_first
+    assert notice.read_text(encoding="utf-8") == text
+    assert "unchanged" in second.stdout
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    (b"", b"LINE\n"),
+    (b'"""doc"""', b'"""doc"""\nLINE\n'),
+    (b'"""doc"""\r\nimport os\r\n', b'"""doc"""\r\nLINE\r\nimport os\r\n'),
+    (b"#!/usr/bin/env python\n# -*- coding: latin-1 -*-\nX = '\xe9'\n",
+     b"#!/usr/bin/env python\n# -*- coding: latin-1 -*-\nLINE\nX = '\xe9'\n"),
+    (b"import os\n", b"LINE\nimport os\n"),
+])
+def test_init_placement(tmp_path, source, expected):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_bytes(source)
+    result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}", "--package", "pkg")
+    assert result.returncode == 0, result
+    written = (package / "__init__.py").read_bytes()
+    line = rb"from scarf_autoping import autoping; autoping\('pkg', 'http://127.0.0.1:9/\{package\}'\)  # [^\r\n]*"
+    assert re.sub(line, b"LINE", written) == expected
+    assert (tmp_path / "TELEMETRY.md").is_file()  # no project file: the package dir's parent
+
+
+def test_init_notice_option_and_existing_notice_is_kept(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    custom = tmp_path / "docs" / "PRIVACY.md"
+    custom.parent.mkdir()
+    custom.write_text("my own words\n", encoding="utf-8")
+    result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}", "--notice", str(custom))
+    assert result.returncode == 0, result
+    assert custom.read_text(encoding="utf-8") == "my own words\n"
+    assert "kept" in result.stdout
+    fresh = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}", "--notice", str(tmp_path / "docs"))
+    assert fresh.returncode == 0 and (tmp_path / "docs" / "TELEMETRY.md").is_file()
+
+
+def test_init_errors_are_one_line_and_change_nothing(tmp_path):
+    assert_one_line_error(cli("init", str(tmp_path / "missing"), "--endpoint", "http://x/{package}"), 1,
+                          "is not a directory")
+    empty_dir = tmp_path / "nopkg"
+    empty_dir.mkdir()
+    assert_one_line_error(cli("init", str(empty_dir), "--endpoint", "http://x/{package}"), 1, "__init__.py")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_bytes(b'"""doc"""\n')
+    assert_one_line_error(cli("init", str(package), "--endpoint", "http://x/{bogus}"), 2, "unknown variable {bogus}")
+    (package / "__init__.py").write_bytes(b"def broken(:\n")
+    assert_one_line_error(cli("init", str(package), "--endpoint", "http://x/{package}"), 1, "cannot parse")
+    other = b"from scarf_autoping import autoping\nautoping('pkg', 'http://elsewhere/{package}')\n"
+    (package / "__init__.py").write_bytes(other)
+    assert_one_line_error(cli("init", str(package), "--endpoint", "http://x/{package}"), 1, "already uses")
+    assert (package / "__init__.py").read_bytes() == other
+    assert not (tmp_path / "TELEMETRY.md").exists()
+
+
+def test_init_package_pings_the_collector_and_shows_in_report(tmp_path):
+    """End to end: init a package, run a real collector, import the package, report."""
+    db = tmp_path / "pings.sqlite"
+    collect = subprocess.Popen([SCRIPT, "collect", "--port", "0", "--db", str(db), "--route", ROUTE],
+                               env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = collect.stdout.readline().split()[2]
+        package = _project(tmp_path, INIT_SOURCE.encode("utf-8"))
+        site = tmp_path / "proj" / "src"
+        info = site / "greet_pkg-3.1.4.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: greet-pkg\nVersion: 3.1.4\n", encoding="utf-8")
+        (info / "top_level.txt").write_text("grt_pkg\n", encoding="utf-8")
+        assert cli("init", str(package), "--endpoint", url + ROUTE).returncode == 0
+        child = run_child("import grt_pkg; print(grt_pkg.GREETING)", child_env(site))
+        assert (child.returncode, child.stdout, child.stderr) == (0, "héllo wörld ✓\n", "")
+    finally:
+        collect.send_signal(signal.SIGTERM)
+        out, err = collect.communicate(timeout=10)
+    assert collect.returncode == 0, err
+    assert "GET /t/greet-pkg/3.1.4/" in out
+    report = cli("report", "--db", str(db), "--by", "version,platform,python,arch")
+    assert report.returncode == 0, report
+    row = report.stdout.splitlines()[2].split()
+    assert row == ["3.1.4", platform.system().lower(), platform.python_version(), platform.machine(), "1", "100.0%"]
+
+
+# --------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------
+
+
+def test_demo_shows_the_ping_and_the_report_even_with_opt_outs_set():
+    result = cli("demo", env=child_env(CI="true", DO_NOT_TRACK="1", SCARF_AUTOPING_PINGED="demo-pkg"), timeout=30)
+    assert result.returncode == 0, result
+    assert result.stderr == ""
+    out = result.stdout
+    assert "removed CI, DO_NOT_TRACK, SCARF_AUTOPING_PINGED from the child's environment" in out
+    assert f"GET /telemetry/demo-pkg/1.0.0/{platform.system().lower()}/{platform.python_version()}/" in out
+    assert "user agent: scarf-autoping/" in out
+    assert any(line.split()[:2] == ["1.0.0", platform.system().lower()] and line.split()[-2:] == ["1", "100.0%"]
+               for line in out.splitlines())

@@ -1,0 +1,315 @@
+"""The local collector and the adoption report, through the installed console script:
+a real ``scarf-autoping collect`` process on a free loopback port, real HTTP clients,
+SIGTERM, then the SQLite database and ``scarf-autoping report``. The route matcher and
+the grouping are also unit-tested in-process (pure functions)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import child_env
+
+from scarf_autoping.collector import CollectorError, Route
+from scarf_autoping.report import adoption, format_table, version_key
+
+SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
+ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
+
+
+class Collect:
+    """A running ``scarf-autoping collect`` subprocess."""
+
+    def __init__(self, db: Path, *args: str) -> None:
+        self.db = db
+        self.proc = subprocess.Popen(
+            [SCRIPT, "collect", "--port", "0", "--db", str(db), *args],
+            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )
+        first = self.proc.stdout.readline()
+        assert first.startswith("collecting on http://127.0.0.1:"), (first, self.proc.stderr.read())
+        self.url = first.split()[2]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.stdout = ""
+        self.stderr = ""
+
+    def get(self, target: str, method: str = "GET", body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request(method, target, body=body, headers=headers or {"User-Agent": "test-agent/1"})
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        finally:
+            conn.close()
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(signum)
+        out, err = self.proc.communicate(timeout=10)
+        self.stdout += out
+        self.stderr += err
+        return self.proc.returncode
+
+    def rows(self) -> list[dict[str, object]]:
+        with sqlite3.connect(str(self.db)) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute("SELECT * FROM pings ORDER BY id")]
+
+
+@pytest.fixture
+def collect(tmp_path):
+    started: list[Collect] = []
+
+    def start(*args: str, db: Path | None = None) -> Collect:
+        proc = Collect(db or tmp_path / "pings.sqlite", *args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.communicate()
+
+
+def _raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, return whatever the server answers before closing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_pings_are_stored_printed_and_reported_newest_version_first(collect):
+    server = collect("--route", ROUTE)
+    for version in ("1.9.0", "1.10.0", "1.10.0", "1.0.0rc1"):
+        assert server.get(f"/t/my-pkg/{version}/linux?python=3.12.1&arch=x86_64") == 200
+    assert server.stop() == 0, server.stderr
+    assert server.stderr == ""
+    ping_lines = [line for line in server.stdout.splitlines() if " GET /t/my-pkg/" in line]
+    assert len(ping_lines) == 4
+    assert "version=1.9.0" in ping_lines[0] and "python=3.12.1" in ping_lines[0]
+    assert "stopped; 4 ping(s) stored" in server.stdout
+
+    rows = server.rows()
+    assert [json.loads(r["variables"])["version"] for r in rows] == ["1.9.0", "1.10.0", "1.10.0", "1.0.0rc1"]
+    assert rows[0]["method"] == "GET" and rows[0]["user_agent"] == "test-agent/1"
+    assert rows[0]["query"] == "python=3.12.1&arch=x86_64" and rows[0]["path"] == "/t/my-pkg/1.9.0/linux"
+    assert all(r["client_ip"] is None for r in rows)
+
+    report = subprocess.run([SCRIPT, "report", "--db", str(server.db), "--by", "version,platform"],
+                            env=child_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert report.returncode == 0, report
+    body = [line.split() for line in report.stdout.splitlines()[2:5]]
+    assert body == [["1.10.0", "linux", "2", "50.0%"], ["1.9.0", "linux", "1", "25.0%"],
+                    ["1.0.0rc1", "linux", "1", "25.0%"]]
+    assert report.stdout.splitlines()[-1].split() == ["total", "4", "100.0%"]
+
+
+def test_fifty_parallel_pings_none_lost(collect):
+    server = collect("--route", ROUTE)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        codes = list(pool.map(lambda i: server.get(f"/t/pkg/{i % 5}.0/linux"), range(50)))
+    assert codes == [200] * 50
+    assert server.stop() == 0
+    rows = server.rows()
+    assert len(rows) == 50
+    assert sorted(r["path"] for r in rows) == sorted(f"/t/pkg/{i % 5}.0/linux" for i in range(50))
+
+
+def test_sigterm_right_after_the_answers_loses_nothing(collect):
+    server = collect()
+    for i in range(20):
+        assert server.get(f"/p/{i}") == 200
+    assert server.stop() == 0  # no pause: the writer must drain its queue before exit
+    assert len(server.rows()) == 20
+
+
+def test_ctrl_c_stops_cleanly(collect):
+    server = collect()
+    assert server.get("/x") == 200
+    assert server.stop(signal.SIGINT) == 0
+    assert "Traceback" not in server.stderr
+    assert len(server.rows()) == 1
+
+
+def test_a_silent_client_does_not_stall_others(collect):
+    server = collect()
+    silent = socket.create_connection(("127.0.0.1", server.port))
+    half = socket.create_connection(("127.0.0.1", server.port))
+    half.sendall(b"GET /half HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    try:
+        started = time.monotonic()
+        assert server.get("/after") == 200
+        assert time.monotonic() - started < 1.0
+    finally:
+        silent.close()
+        half.close()
+    assert server.stop() == 0
+    assert [r["path"] for r in server.rows()] == ["/after"]
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"NOT AN HTTP REQUEST AT ALL\r\n\r\n", b"400"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414"),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n", b"431"),
+    (b"POST /big HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n", b"413"),
+    (b"POST /bad HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"400"),
+    (b"POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", b"411"),
+])
+def test_oversized_or_malformed_requests_are_refused_and_the_server_keeps_running(collect, data, status):
+    server = collect()
+    answer = _raw(server.port, data)
+    # A request line that is not HTTP at all gets http.server's HTTP/0.9-style answer: no status line.
+    assert answer.startswith(b"HTTP/1.1 " + status) or b"Error code: " + status in answer, answer[:300]
+    assert server.get("/still-alive") == 200
+    assert server.stop() == 0
+    assert [r["path"] for r in server.rows()] == ["/still-alive"]
+
+
+def test_post_body_and_any_method_are_stored(collect):
+    server = collect()
+    assert server.get("/event", "POST", b'{"k": "v"}', {"Content-Type": "application/json"}) == 200
+    assert server.get("/head", "HEAD") == 200
+    assert server.stop() == 0
+    rows = server.rows()
+    assert [(r["method"], r["path"], r["body"]) for r in rows] == [("POST", "/event", '{"k": "v"}'),
+                                                                   ("HEAD", "/head", None)]
+
+
+def test_client_ip_only_with_keep_ip(collect, tmp_path):
+    server = collect("--keep-ip", db=tmp_path / "ip.sqlite")
+    assert server.get("/x") == 200
+    assert server.stop() == 0
+    assert server.rows()[0]["client_ip"] == "127.0.0.1"
+
+
+def test_a_path_outside_the_route_is_stored_without_variables(collect):
+    server = collect("--route", ROUTE)
+    assert server.get("/somewhere/else?version=3.0") == 200
+    assert server.stop() == 0
+    row = server.rows()[0]
+    assert row["variables"] is None
+    report = subprocess.run([SCRIPT, "report", "--db", str(server.db)], env=child_env(), capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert report.stdout.splitlines()[2].split() == ["3.0", "1", "100.0%"]  # from the query parameters
+
+
+def _start_error(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, "collect", "--port", "0", *args], env=child_env(), capture_output=True,
+                          text=True, timeout=10, check=False)
+
+
+def test_a_read_only_database_location_is_a_clear_error_at_start(tmp_path):
+    result = _start_error("--db", "/proc/scarf-autoping-test.sqlite")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "cannot write the database '/proc/scarf-autoping-test.sqlite'" in result.stderr
+
+
+def test_a_read_only_existing_database_file_is_a_clear_error_at_start(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write read-only files")
+    db = tmp_path / "ro.sqlite"
+    sqlite3.connect(str(db)).close()
+    db.chmod(0o444)
+    result = _start_error("--db", str(db))
+    assert result.returncode == 1
+    assert "cannot write the database" in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run(
+            [SCRIPT, "collect", "--port", str(busy.getsockname()[1]), "--db", str(tmp_path / "p.sqlite")],
+            env=child_env(), capture_output=True, text=True, timeout=10, check=False,
+        )
+    assert result.returncode == 1
+    assert "cannot listen on 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "x"], ["--route", "/t/{oops"]])
+def test_bad_collect_arguments(tmp_path, args):
+    result = _start_error("--db", str(tmp_path / "p.sqlite"), *args)
+    assert result.returncode in (1, 2)
+    assert result.stderr.count("\n") == 1 and "error:" in result.stderr
+
+
+def test_report_errors_are_one_line(tmp_path):
+    missing = subprocess.run([SCRIPT, "report", "--db", str(tmp_path / "none.sqlite")], env=child_env(),
+                             capture_output=True, text=True, timeout=10, check=False)
+    assert missing.returncode == 1 and "no database at" in missing.stderr and missing.stderr.count("\n") == 1
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database" * 100)
+    bad = subprocess.run([SCRIPT, "report", "--db", str(junk)], env=child_env(), capture_output=True, text=True,
+                         timeout=10, check=False)
+    assert bad.returncode == 1 and "cannot read" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --------------------------------------------------------------------------
+# Pure functions, in-process
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("template", "target", "expected"), [
+    ("http://h:1/t/{package}/{version}", "/t/a-b/1.0", {"package": "a-b", "version": "1.0"}),
+    ("https://x.gateway.scarf.sh/t{/package,version}{?python}", "/t/p/2?python=3.12",
+     {"package": "p", "version": "2", "python": "3.12"}),
+    ("/t/{package}/{version}", "/t/p%20q/1", {"package": "p q", "version": "1"}),
+    ("/t/{package}/{version}", "/t/p/1/", {"package": "p", "version": "1"}),
+    ("/t/{package}/{version}", "/other/p/1", None),
+    ("/t/{package}{.ext}", "/t/p.json", {"package": "p", "ext": "json"}),
+])
+def test_route_recovers_the_variables(template, target, expected):
+    from urllib.parse import parse_qsl, urlsplit
+
+    split = urlsplit(target)
+    assert Route(template).match(split.path, dict(parse_qsl(split.query))) == expected
+
+
+def test_route_rejects_a_bad_template():
+    with pytest.raises(CollectorError, match="bad --route template"):
+        Route("/t/{package")
+
+
+def test_version_order():
+    versions = ["1.0", "1.10", "1.9", "1.0rc1", "1.0.post1", "unknown", "2.0.dev1", "-"]
+    assert sorted(versions, key=version_key, reverse=True) == [
+        "2.0.dev1", "1.10", "1.9", "1.0.post1", "1.0", "1.0rc1", "unknown", "-"]
+
+
+def test_adoption_groups_and_falls_back_to_path():
+    rows = [
+        {"path": "/a", "query": "version=1.0&platform=linux", "variables": None},
+        {"path": "/b", "query": "", "variables": json.dumps({"version": "2.0", "platform": "macos"})},
+        {"path": "/c", "query": "version=1.0", "variables": None},
+    ]
+    report = adoption(rows, ["version", "platform"])
+    assert report.groups == [(("2.0", "macos"), 1, 1 / 3), (("1.0", "linux"), 1, 1 / 3), (("1.0", "-"), 1, 1 / 3)]
+    fallback = adoption(rows, ["distro"])
+    assert fallback.by_path and fallback.fields == ("path",)
+    assert "grouped by path" in format_table(fallback)
+    assert format_table(adoption([], ["version"])) == "no pings yet"
