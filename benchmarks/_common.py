@@ -1,0 +1,398 @@
+"""Shared machinery for the benchmark scripts (not tests: they print numbers).
+
+What is here, and why:
+
+* :func:`child_env` builds a child environment from scratch (no ``CI``, no
+  ``DO_NOT_TRACK``, no proxies), like ``tests/helpers.py`` does, but *with* bytecode
+  caches allowed: a real install has ``.pyc`` files, and this shell sets
+  ``PYTHONDONTWRITEBYTECODE=1``, which would make every import look slower than it is.
+* :func:`write_package` writes a throwaway package with real ``dist-info`` metadata.
+* :class:`Collector` is a loopback HTTP server in its own thread: it answers after a
+  configurable delay, or accepts and never answers (``hang``), and records every path.
+* :class:`Bench` writes one package per (round, kind, variant) into a per-round site
+  directory, compiles them once, warms up once, then runs rounds in which the variants
+  are interleaved in a random order; results are paired per round so that differences
+  against the baseline cancel out the machine's slow drifts.
+
+Only the standard library and the installed project are needed: benchmarks do not
+import from ``tests/``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Iterable, Sequence
+
+PYTHON = sys.executable
+
+#: Variables every child keeps from the parent so that the interpreter can start at all.
+_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
+
+#: ``python -c`` code of a short-lived host: time ``import pkg`` in-process, print seconds.
+IMPORT_CODE = "import time\nt = time.perf_counter()\nimport {name}\nprint(time.perf_counter() - t)\n"
+
+#: A CPU-bound host: import, then a fixed pure-Python loop; import + loop timed in-process.
+#: The loop is a real bytecode loop (not ``sum(range(n))``, which never lets another
+#: thread take the GIL), so it competes with any background thread as real code does.
+CPU_CODE = (
+    "import time\n"
+    "def work(n):\n"
+    "    s = 0\n"
+    "    for i in range(n):\n"
+    "        s += i\n"
+    "    return s\n"
+    "t = time.perf_counter()\n"
+    "import {name}\n"
+    "work({loop})\n"
+    "print(time.perf_counter() - t)\n"
+)
+
+
+def child_env(site: Path | str | None = None, **extra: str) -> dict[str, str]:
+    """A minimal environment built from scratch: no CI, no opt-outs, no proxies, bytecode on."""
+    env = {k: os.environ[k] for k in _KEEP if k in os.environ}
+    env["PYTHONIOENCODING"] = "utf-8"
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    env.update(extra)
+    return env
+
+
+def write_package(site: Path, name: str, body: str, version: str = "1.0.0") -> None:
+    """Write ``site/<name>/__init__.py`` and a real ``<name>-<version>.dist-info``."""
+    pkg = site / name
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    (info / "top_level.txt").write_text(f"{name}\n", encoding="utf-8")
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n", encoding="utf-8")
+
+
+def module_dir(name: str) -> Path | None:
+    """The directory of an installed package, or None when it is not installed."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def compile_tree(paths: Iterable[Path]) -> None:
+    """``python -m compileall -q`` over ``paths``: imports are then timed with ``.pyc`` files,
+    as after a real ``pip install``."""
+    proc = subprocess.run([PYTHON, "-m", "compileall", "-q", *map(str, paths)], env=child_env(), check=False,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"compileall failed:\n{proc.stdout}{proc.stderr}")
+
+
+class ChildRun:
+    """One child: exit code, the number it printed (seconds, or None), wall seconds, stderr."""
+
+    __slots__ = ("returncode", "stderr", "value", "wall")
+
+    def __init__(self, returncode: int, value: float | None, wall: float, stderr: str) -> None:
+        self.returncode = returncode
+        self.value = value
+        self.wall = wall
+        self.stderr = stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.stderr.strip()
+
+
+def run_child(code: str, env: dict[str, str], timeout: float = 60.0) -> ChildRun:
+    """Run ``python -c code`` with exactly ``env``; wall time measured around the process."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return ChildRun(-1, None, time.perf_counter() - started, "timed out")
+    wall = time.perf_counter() - started
+    value = None
+    lines = proc.stdout.strip().splitlines()
+    if lines:
+        try:
+            value = float(lines[-1])
+        except ValueError:
+            value = None
+    return ChildRun(proc.returncode, value, wall, proc.stderr)
+
+
+def calibrate_loop(target_ms: float) -> int:
+    """The loop size for which :data:`CPU_CODE`'s loop takes about ``target_ms`` in a child."""
+    probe = 1_000_000
+    code = CPU_CODE.replace("import {name}\n", "").format(loop=probe)
+    times = [run_child(code, child_env()).value or 0.0 for _ in range(3)]
+    per_iter = statistics.median(times) / probe
+    return max(10_000, int(target_ms / 1000 / per_iter)) if per_iter > 0 else probe
+
+
+class Collector:
+    """A loopback HTTP server in its own thread that records every request's path.
+
+    ``delay`` seconds before a 204 answer, or ``hang=True``: accept, read the request and
+    never answer (until :meth:`close`).
+    """
+
+    def __init__(self, delay: float = 0.0, *, hang: bool = False) -> None:
+        self.delay = delay
+        self.hang = hang
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with collector._lock:
+                    collector.paths.append(self.path)
+                if collector.hang:
+                    collector._stop.wait(120)
+                    return
+                if collector.delay:
+                    collector._stop.wait(collector.delay)
+                try:
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass
+
+            do_GET = do_POST = _handle
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 64
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def seen(self, quiet: float = 0.5) -> list[str]:
+        """Wait ``quiet`` seconds for stragglers, then return every path received so far."""
+        time.sleep(quiet)
+        with self._lock:
+            return list(self.paths)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Variant:
+    """One throwaway package: ``body(name, collector_url)`` is its ``__init__`` source;
+    ``env`` is added to the child's environment (e.g. an opt-out variable)."""
+
+    def __init__(self, key: str, label: str, body: Callable[[str, str], str], env: dict[str, str] | None = None,
+                 pings: bool = True) -> None:
+        self.key = key
+        self.label = label
+        self.body = body
+        self.env = env or {}
+        self.pings = pings
+
+
+class Kind:
+    """One way of running a host: ``code`` (with ``{name}`` and ``{loop}``), the collector
+    its packages talk to, and how many rounds it takes part in."""
+
+    def __init__(self, key: str, code: str, collector: Collector, rounds: int) -> None:
+        self.key = key
+        self.code = code
+        self.collector = collector
+        self.rounds = rounds
+
+
+def package_name(variant: Variant, kind: Kind, rnd: str) -> str:
+    """Unique per (variant, kind, round), so the collector can attribute every request."""
+    return f"bench_{variant.key}_{kind.key}{rnd}"
+
+
+class Bench:
+    """Interleaved, paired measurements of ``variants`` under each of ``kinds``.
+
+    ``results[kind][variant][round]`` is a :class:`ChildRun`.
+    """
+
+    def __init__(self, variants: Sequence[Variant], kinds: Sequence[Kind], loop: int, seed: int = 0,
+                 progress: bool = True) -> None:
+        self.variants = list(variants)
+        self.kinds = list(kinds)
+        self.loop = loop
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.root = Path(tempfile.mkdtemp(prefix="scarf-autoping-bench-"))
+        self.results: dict[str, dict[str, dict[int, ChildRun]]] = {
+            k.key: {v.key: {} for v in self.variants} for k in self.kinds
+        }
+
+    def _site(self, rnd: str) -> Path:
+        return self.root / f"site_{rnd}"
+
+    def prepare(self, extra_compile: Iterable[str] = ("scarf_autoping",)) -> None:
+        """Write every package, compile them (and the installed libraries they use) once."""
+        rounds = max(k.rounds for k in self.kinds)
+        for rnd in ["w", *map(str, range(rounds))]:
+            site = self._site(rnd)
+            for kind in self.kinds:
+                for variant in self.variants:
+                    name = package_name(variant, kind, rnd)
+                    write_package(site, name, variant.body(name, kind.collector.url))
+        dirs = [self.root]
+        for mod in extra_compile:
+            found = module_dir(mod)
+            if found is not None:
+                dirs.append(found)
+        compile_tree(dirs)
+
+    def _run(self, kind: Kind, variant: Variant, rnd: str) -> ChildRun:
+        name = package_name(variant, kind, rnd)
+        env = child_env(self._site(rnd), **variant.env)
+        return run_child(kind.code.format(name=name, loop=self.loop), env)
+
+    def run(self) -> None:
+        """One warm-up pass (not recorded), then the rounds, variants shuffled in each."""
+        for kind in self.kinds:
+            for variant in self.variants:
+                self._run(kind, variant, "w")
+        rounds = max(k.rounds for k in self.kinds)
+        started = time.monotonic()
+        for rnd in range(rounds):
+            for kind in self.kinds:
+                if rnd >= kind.rounds:
+                    continue
+                order = list(self.variants)
+                self.rng.shuffle(order)
+                for variant in order:
+                    self.results[kind.key][variant.key][rnd] = self._run(kind, variant, str(rnd))
+            if self.progress:
+                print(f"  round {rnd + 1}/{rounds} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+    def failures(self) -> list[str]:
+        """One line per child that exited non-zero or wrote to stderr."""
+        out = []
+        for kind, by_variant in self.results.items():
+            for variant, runs in by_variant.items():
+                for rnd, run in sorted(runs.items()):
+                    if not run.ok:
+                        out.append(f"{kind}/{variant}/round {rnd}: rc={run.returncode} {run.stderr.strip()[-300:]}")
+        return out
+
+    def values(self, kind: str, variant: str, field: str = "value") -> list[float]:
+        """The raw per-round measurements (seconds) of one variant."""
+        runs = self.results[kind][variant]
+        return [getattr(r, field) for _, r in sorted(runs.items()) if getattr(r, field) is not None]
+
+    def paired(self, kind: str, variant: str, reference: str, field: str = "value") -> list[float]:
+        """Per-round differences ``variant - reference`` (seconds), rounds where both ran."""
+        mine, ref = self.results[kind][variant], self.results[kind][reference]
+        out = []
+        for rnd in sorted(set(mine) & set(ref)):
+            a, b = getattr(mine[rnd], field), getattr(ref[rnd], field)
+            if a is not None and b is not None:
+                out.append(a - b)
+        return out
+
+    def delivered(self, kind: Kind, variant: Variant) -> tuple[int, int]:
+        """(children whose request reached the collector, children run) for one variant.
+
+        Call it once the collector has settled (see :meth:`Collector.seen`)."""
+        seen = set()
+        for path in kind.collector.seen(0.0):
+            parts = path.split("?")[0].split("/")
+            if len(parts) > 2:
+                seen.add(parts[2])
+        runs = self.results[kind.key][variant.key]
+        arrived = sum(1 for rnd in runs if package_name(variant, kind, str(rnd)) in seen)
+        return arrived, len(runs)
+
+    def raw(self) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """Every child's figures (seconds), for ``--json``: kind -> variant -> rounds."""
+        return {
+            kind: {
+                variant: [{"round": rnd, "value": r.value, "wall": r.wall, "returncode": r.returncode}
+                          for rnd, r in sorted(runs.items())]
+                for variant, runs in by_variant.items()
+            }
+            for kind, by_variant in self.results.items()
+        }
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def p90(values: Sequence[float]) -> float | None:
+    """90th percentile, linear interpolation between the closest ranks."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
+
+
+def ms(seconds: float | None, digits: int = 1) -> str:
+    """Seconds as a millisecond string with a sign for differences; ``n/a`` for None."""
+    if seconds is None:
+        return "n/a"
+    return f"{seconds * 1000:.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(value: float | None, limit: float) -> str:
+    """``met`` / ``MISSED`` for a measured figure (seconds) against a limit (seconds)."""
+    if value is None:
+        return "not measured"
+    return "met" if value <= limit else "MISSED"
+
+
+def machine_line() -> str:
+    """One line saying where the figures come from (the load average shows a busy machine)."""
+    import platform
+
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.system()} "
+            f"{platform.machine()}, {os.cpu_count()} CPUs{load}")
