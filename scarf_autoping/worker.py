@@ -176,10 +176,27 @@ def _debug_line(package: str, status: str, reason: "str | None", url: "str | Non
 
 
 def debug(message: str) -> None:
-    """Write one line to stderr (only ever called when the user asked for debug output)."""
+    """Write one line to stderr (only ever called when the user asked for debug output).
+
+    Straight to the file descriptor when there is one: a daemon thread blocked inside
+    ``sys.stderr.write`` (a full pipe) holds the stream's lock, and an interpreter that
+    finalizes meanwhile aborts with ``Fatal Python error: _enter_buffered_busy``.
+    ``os.write`` holds no Python-level lock while it blocks.
+    """
     try:
-        sys.stderr.write(f"scarf-autoping: {message}\n")
-        sys.stderr.flush()
+        line = f"scarf-autoping: {message}\n"
+        stream = sys.stderr
+        try:
+            fd = stream.fileno()
+        except Exception:  # noqa: BLE001 - replaced by something without a descriptor
+            fd = -1
+        if fd < 0:
+            stream.write(line)
+            stream.flush()
+            return
+        data = line.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(fd, data):]
     except BaseException:  # noqa: BLE001 - a closed stderr is not our caller's problem
         pass
 

@@ -217,3 +217,108 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class RawServer:
+    """A bare TCP server on 127.0.0.1 for answers ``http.server`` cannot give: an endless
+    chunked body, or TLS with a chosen certificate (see :func:`tls_context`).
+
+    Each connection is handled in its own daemon thread: the TLS handshake (when
+    ``ssl_context`` is given), then the request head is read and recorded, then
+    ``respond(conn, stop)`` writes the answer (default: ``204 No Content``). Handshakes
+    the client refused are counted in ``handshake_failures``; ``requests`` holds the
+    request heads (bytes) that arrived, which is what "reached the collector" means.
+    """
+
+    def __init__(self, respond: object = None, ssl_context: object = None) -> None:
+        self.respond = respond
+        self.ssl_context = ssl_context
+        self.connections = 0
+        self.handshake_failures = 0
+        self.requests: list[bytes] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            if self.ssl_context is not None:
+                try:
+                    conn = self.ssl_context.wrap_socket(conn, server_side=True)  # type: ignore[attr-defined]
+                except OSError:
+                    with self._lock:
+                        self.handshake_failures += 1
+                    return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            with self._lock:
+                self.requests.append(head)
+            if self.respond is None:
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:
+                self.respond(conn, self._stop)  # type: ignore[operator]
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def settle(self, quiet: float = 0.3) -> list[bytes]:
+        """Wait ``quiet`` seconds for stragglers, then return every request head so far."""
+        time.sleep(quiet)
+        with self._lock:
+            return list(self.requests)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+def endless_chunked_body(conn: socket.socket, stop: threading.Event) -> None:
+    """A ``respond`` for :class:`RawServer`: a 200 whose chunked body never ends (until stopped)."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+    while not stop.is_set():
+        conn.sendall(chunk)
+
+
+def tls_context(directory: Path, host: str = "127.0.0.1") -> tuple[object, Path]:
+    """A server-side TLS context for ``host`` signed by a fresh throwaway CA (``trustme``),
+    and the path of that CA's PEM certificate (trusted by nobody unless you pass it on)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(host).configure_cert(context)
+    ca_pem = Path(directory) / "throwaway-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return context, ca_pem

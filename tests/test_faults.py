@@ -1,0 +1,541 @@
+"""Fault injection: everything that can go wrong on a user's machine, seen from outside.
+
+Each case imports a throwaway package in a child interpreter and checks what the host
+program would notice: exit code 0, zero bytes on stdout and stderr (the one documented
+exception: CPython >= 3.12's own DeprecationWarning when the *host* forks while the
+worker thread is alive), the import returned within ``IMPORT_BOUND``, the process exited
+within the ping's ``exit_timeout`` plus ``EXIT_MARGIN`` after the import, and exactly the
+expected number of requests reached the loopback collector.
+
+The child reports its timings and the ``Ping`` outcomes through a JSON file written by an
+``atexit`` hook registered *before* the import (so it runs after the library's exit
+flush): the child's own stdout and stderr stay untouched and must be empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import (
+    Collector,
+    RawServer,
+    autoping_package,
+    child_env,
+    endless_chunked_body,
+    free_port,
+    run_child,
+    tls_context,
+)
+
+#: The import of a host package must return within this many seconds, whatever the network does.
+IMPORT_BOUND = 0.5
+#: Allowed beyond ``exit_timeout`` between the import returning and the process being gone.
+EXIT_MARGIN = 0.6
+#: CPython >= 3.12 warns when a multi-threaded process forks; that is the host's own fork.
+FORK_WARNING = re.compile(
+    r"^.*DeprecationWarning: This process \(pid=\d+\) is multi-threaded, "
+    r"use of fork\(\) may lead to deadlocks in the child\.\n(  .*\n)?",
+    re.MULTILINE,
+)
+
+ROUTE = "/f/{package}{?version,distro,distro_version}"
+
+#: The child: report hook first, then the timed import, then the case's own code.
+HARNESS = """\
+import atexit, json, os, sys, time
+sys.path.insert(0, {site!r})  # python -I ignores PYTHONPATH
+_parent = os.getpid()
+PINGS = {{}}
+RESULT = {{}}
+def _report():
+    if os.getpid() != _parent:
+        return
+    for _name in {packages!r}:
+        _ping = getattr(sys.modules.get(_name), "PING", None)
+        if _ping is not None:
+            PINGS.setdefault(_name, _ping)
+    RESULT["pings"] = {{k: [p.status, p.reason, p.url] for k, p in PINGS.items()}}
+    with open({out!r}, "w", encoding="utf-8") as _f:
+        json.dump(RESULT, _f)
+atexit.register(_report)
+_started = time.perf_counter()
+{import_line}
+RESULT["import_s"] = time.perf_counter() - _started
+RESULT["imported_at"] = time.time()
+"""
+
+
+class Outcome:
+    """What the child did: the process, its report, and seconds from import to exit."""
+
+    def __init__(self, child: object, report: dict, exit_s: float) -> None:
+        self.child = child
+        self.report = report
+        self.exit_s = exit_s
+
+    def ping(self, name: str) -> list:
+        """``[status, reason, url]`` of the package's ping at the end of the process."""
+        return self.report["pings"][name]
+
+    def __repr__(self) -> str:
+        return f"<Outcome {self.child!r} exit_s={self.exit_s:.2f} report={self.report!r}>"
+
+
+def run_host(
+    tmp_path: Path,
+    site: Path,
+    packages: list[str],
+    body: str = "",
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 20.0,
+) -> Outcome:
+    """Import ``packages`` in one statement in a child (``python [args] -c``), then run ``body``."""
+    out = tmp_path / "report.json"
+    if out.exists():
+        out.unlink()
+    import_line = f"import {', '.join(packages)}" if packages else "pass"
+    code = HARNESS.format(site=str(site), packages=packages, out=str(out), import_line=import_line) + body
+    child = run_child(code, child_env(site) if env is None else env, args=args, timeout=timeout)
+    ended = time.time()
+    assert out.exists(), child
+    report = json.loads(out.read_text(encoding="utf-8"))
+    return Outcome(child, report, ended - report["imported_at"])
+
+
+def assert_unnoticed(outcome: Outcome, exit_timeout: float, *, host_forked: bool = False) -> None:
+    """Exit code 0, zero output, a fast import and a bounded exit."""
+    child = outcome.child
+    assert child.returncode == 0, outcome
+    assert child.stdout == "", outcome
+    stderr = child.stderr
+    if host_forked and sys.version_info >= (3, 12):
+        stderr = FORK_WARNING.sub("", stderr)
+    assert stderr == "", outcome
+    assert outcome.report["import_s"] < IMPORT_BOUND, outcome
+    assert outcome.exit_s < exit_timeout + EXIT_MARGIN, outcome
+
+
+@pytest.fixture
+def raw_servers():
+    servers: list[RawServer] = []
+
+    def make(respond: object = None, ssl_context: object = None) -> RawServer:
+        server = RawServer(respond, ssl_context)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+# --- the network fails --------------------------------------------------------------
+
+
+def test_connection_refused(tmp_path, site):
+    autoping_package(site, "pkg_refused", f"http://127.0.0.1:{free_port()}{ROUTE}")
+    outcome = run_host(tmp_path, site, ["pkg_refused"])
+    assert_unnoticed(outcome, 1.0)
+    status, reason, _ = outcome.ping("pkg_refused")
+    assert status == "failed", outcome
+    assert "Connection refused" in reason
+
+
+def test_unresolvable_host(tmp_path, site):
+    autoping_package(site, "pkg_nxdomain", "http://scarf-autoping-test.invalid" + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_nxdomain"])
+    assert_unnoticed(outcome, 1.0)
+    # Failed once DNS said no; still pending when a slow resolver outlived exit_timeout.
+    assert outcome.ping("pkg_nxdomain")[0] in {"failed", "pending"}, outcome
+
+
+def test_server_accepts_and_never_answers(tmp_path, site, make_collector):
+    server = make_collector("hang")
+    autoping_package(site, "pkg_hang", server.url + ROUTE, args="timeout=0.5")
+    outcome = run_host(tmp_path, site, ["pkg_hang"])
+    assert_unnoticed(outcome, 1.0)
+    status, reason, _ = outcome.ping("pkg_hang")
+    assert (status, "timed out" in reason) == ("failed", True), outcome
+    assert len(server.settle(0.1)) == 1
+
+
+def test_server_answers_after_the_timeout(tmp_path, site, make_collector):
+    server = make_collector("delay:2")
+    autoping_package(site, "pkg_late", server.url + ROUTE, args="timeout=0.5")
+    outcome = run_host(tmp_path, site, ["pkg_late"])
+    assert_unnoticed(outcome, 1.0)
+    status, reason, _ = outcome.ping("pkg_late")
+    assert (status, "timed out" in reason) == ("failed", True), outcome
+    assert len(server.settle(0.1)) == 1
+
+
+@pytest.mark.parametrize("code", [400, 404, 429, 500, 503])
+def test_http_error_statuses(tmp_path, site, make_collector, code):
+    server = make_collector(f"status:{code}")
+    autoping_package(site, "pkg_status", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_status"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_status")[:2] == ["failed", f"HTTP {code}"], outcome
+    assert len(server.settle(0.1)) == 1
+
+
+def test_redirect_to_another_host_is_not_followed(tmp_path, site, make_collector):
+    elsewhere = make_collector("ok")
+    server = make_collector(f"redirect:http://localhost:{elsewhere.port}/elsewhere")
+    autoping_package(site, "pkg_redirect", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_redirect"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_redirect")[:2] == ["sent", "HTTP 302"], outcome
+    assert len(server.settle(0.1)) == 1
+    assert elsewhere.settle(0.1) == []
+
+
+def test_fifty_megabyte_body_is_not_read(tmp_path, site, raw_servers):
+    size = 50 * 1024 * 1024
+    sent = [0]
+
+    def big_body(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        chunk = b"x" * 65536
+        while sent[0] < size and not stop.is_set():
+            sent[0] += conn.send(chunk)
+
+    server = raw_servers(big_body)
+    autoping_package(site, "pkg_big", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_big"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_big")[:2] == ["sent", "HTTP 200"], outcome
+    assert len(server.settle(0.1)) == 1
+    assert sent[0] < size // 4, sent  # the client closed the connection instead of reading
+
+
+def test_endless_body_is_not_read(tmp_path, site, raw_servers):
+    server = raw_servers(endless_chunked_body)
+    autoping_package(site, "pkg_endless", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_endless"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_endless")[:2] == ["sent", "HTTP 200"], outcome
+    assert len(server.settle(0.1)) == 1
+
+
+def test_tls_server_with_an_untrusted_certificate(tmp_path, site, raw_servers):
+    context, _ = tls_context(tmp_path)
+    server = raw_servers(ssl_context=context)
+    autoping_package(site, "pkg_tls", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_tls"])
+    assert_unnoticed(outcome, 1.0)
+    status, reason, _ = outcome.ping("pkg_tls")
+    assert status == "failed", outcome
+    assert "CERTIFICATE_VERIFY_FAILED" in reason, outcome
+    assert server.settle(0.1) == []  # no request got through the failed handshake
+    assert server.connections == 1
+
+
+def test_tls_server_trusted_through_the_environment_delivers(tmp_path, site, raw_servers):
+    """The control for the case above: the same kind of server, its CA trusted, is reached."""
+    context, ca_pem = tls_context(tmp_path)
+    server = raw_servers(ssl_context=context)
+    autoping_package(site, "pkg_tls_ok", server.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_tls_ok"], env=child_env(site, REQUESTS_CA_BUNDLE=str(ca_pem)))
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_tls_ok")[:2] == ["sent", "HTTP 204"], outcome
+    assert len(server.settle(0.1)) == 1
+
+
+@pytest.mark.parametrize("scheme,variable", [("https", "HTTPS_PROXY"), ("http", "HTTP_PROXY"), ("https", "https_proxy")])
+def test_proxy_pointing_at_a_dead_port(tmp_path, site, collector, scheme, variable):
+    target = collector.url.replace("http://", f"{scheme}://")
+    autoping_package(site, "pkg_proxy", target + ROUTE)
+    env = child_env(site, **{variable: f"http://127.0.0.1:{free_port()}"})
+    outcome = run_host(tmp_path, site, ["pkg_proxy"], env=env)
+    assert_unnoticed(outcome, 1.0)
+    status, reason, _ = outcome.ping("pkg_proxy")
+    assert (status, reason.startswith("ProxyError")) == ("failed", True), outcome
+    assert collector.settle(0.1) == []  # the proxy was used, not bypassed
+
+
+# --- the machine is odd ----------------------------------------------------------------
+
+
+def test_package_without_any_metadata(tmp_path, site, collector):
+    autoping_package(site, "pkg_bare", collector.url + ROUTE, version=None)
+    outcome = run_host(tmp_path, site, ["pkg_bare"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_bare")[0] == "sent", outcome
+    reqs = collector.settle(0.1)
+    assert len(reqs) == 1
+    assert reqs[0].query["version"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        "class LinuxDistribution:\n    def __init__(self, *args, **kwargs):\n        raise RuntimeError('boom')\n",
+        (
+            "class LinuxDistribution:\n    def __init__(self, *args, **kwargs):\n        pass\n"
+            "    def id(self):\n        raise OSError('no release file')\n"
+            "    def version(self, *args, **kwargs):\n        raise OSError('no release file')\n"
+        ),
+        "raise ImportError('distro is broken here')\n",
+    ],
+    ids=["constructor", "methods", "import"],
+)
+def test_distro_raising(tmp_path, site, collector, fake):
+    (site / "distro.py").write_text(fake, encoding="utf-8")
+    autoping_package(site, "pkg_distro", collector.url + ROUTE)
+    outcome = run_host(tmp_path, site, ["pkg_distro"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_distro")[0] == "sent", outcome
+    reqs = collector.settle(0.1)
+    assert len(reqs) == 1
+    assert (reqs[0].query["distro"], reqs[0].query["distro_version"]) == ("unknown", "unknown")
+
+
+@pytest.mark.parametrize("variant", ["read-only", "missing"])
+def test_unusable_home_directory(tmp_path, site, collector, variant):
+    # Root can write into a 0o555 directory, hence the second variant: HOME does not exist.
+    home = tmp_path / "home"
+    if variant == "read-only":
+        home.mkdir()
+        home.chmod(0o555)
+    autoping_package(site, "pkg_home", collector.url + ROUTE)
+    try:
+        outcome = run_host(tmp_path, site, ["pkg_home"], env=child_env(site, HOME=str(home)))
+    finally:
+        if home.exists():
+            home.chmod(0o755)
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_home")[0] == "sent", outcome
+    assert len(collector.settle(0.1)) == 1
+
+
+# --- the interpreter exits while a ping is in flight ---------------------------------
+
+
+def test_exit_waits_for_a_slow_answer_within_exit_timeout(tmp_path, site, make_collector):
+    server = make_collector("delay:0.3")
+    autoping_package(site, "pkg_slow", server.url + ROUTE, args="exit_timeout=1.0")
+    outcome = run_host(tmp_path, site, ["pkg_slow"])
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_slow")[:2] == ["sent", "HTTP 204"], outcome
+    assert len(server.settle(0.1)) == 1
+
+
+def test_exit_gives_up_on_a_hanging_collector_after_exit_timeout(tmp_path, site, make_collector):
+    server = make_collector("hang")
+    autoping_package(site, "pkg_stuck", server.url + ROUTE, args="exit_timeout=0.5")
+    outcome = run_host(tmp_path, site, ["pkg_stuck"])
+    assert_unnoticed(outcome, 0.5)
+    assert outcome.ping("pkg_stuck")[0] == "pending", outcome  # abandoned, silently
+    assert len(server.settle(0.1)) == 1
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETPIPE_SZ is Linux-only")
+def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collector):
+    """SCARF_AUTOPING_DEBUG=1 and a full stderr pipe: the worker blocks writing its line, exit
+    gives up after exit_timeout. A daemon thread blocked in ``sys.stderr.write`` holds the
+    stream's lock and the finalizing interpreter aborted (SIGABRT, ``_enter_buffered_busy``)."""
+    server = make_collector("ok")
+    autoping_package(site, "pkg_blocked", server.url + ROUTE, args="exit_timeout=0.5")
+    code = (
+        "import fcntl, os\n"
+        "os.write(2, b'x' * (fcntl.fcntl(2, 1032) - 8))  # F_GETPIPE_SZ: fill the pipe but 8 bytes\n"
+        "import pkg_blocked\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", code], env=child_env(site, SCARF_AUTOPING_DEBUG="1"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        returncode = proc.wait(timeout=10)  # nobody reads stderr until the process is gone
+        seconds = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stdout, stderr = proc.communicate()
+    assert returncode == 0, stderr[-600:]
+    assert stdout == b""
+    assert set(stderr.split(b"\n", 1)[0]) == {ord("x")}, stderr[-600:]
+    assert b"Fatal" not in stderr
+    assert seconds < 0.5 + 2.0  # exit_timeout, interpreter start-up and a margin
+    assert len(server.settle(0.1)) == 1
+
+# --- the host forks -------------------------------------------------------------------
+
+#: After the import: optionally wait until the ping is on the wire, fork, and in the child
+#: import ``requests`` and a second package whose ping must go out from a fresh worker.
+FORK_BODY = """
+import threading
+if {in_flight}:
+    while pkg_fork_a.PING.url is None and time.perf_counter() - _started < 10:
+        time.sleep(0.005)
+    time.sleep(0.3)  # the request is on the wire; the collector answers after 1.5 s
+RESULT["at_fork"] = [threading.active_count(), pkg_fork_a.PING.status]
+pid = os.fork()
+if pid == 0:
+    try:
+        import requests, distro
+        import pkg_fork_b
+        from scarf_autoping import autoping
+        same = autoping("pkg_fork_a", {template_a!r}) is pkg_fork_a.PING
+        state = [pkg_fork_a.PING.status, pkg_fork_a.PING.reason, same, pkg_fork_b.PING.wait(5),
+                 "requests" in sys.modules]
+    except BaseException as exc:
+        state = ["error", repr(exc)]
+    with open({child_out!r}, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    sys.exit(0)  # a normal exit: the child's own exit flush runs too
+deadline = time.monotonic() + 10
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        RESULT["child_exit"] = os.waitstatus_to_exitcode(status)
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        RESULT["child_exit"] = "hung"
+        break
+    time.sleep(0.01)
+RESULT["parent_sent"] = pkg_fork_a.PING.wait(5)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("in_flight", [False, True], ids=["while-importing", "while-in-flight"])
+def test_fork(tmp_path, site, make_collector, in_flight):
+    first = make_collector("delay:1.5" if in_flight else "ok")
+    second = make_collector("ok")
+    template_a = first.url + ROUTE
+    autoping_package(site, "pkg_fork_a", template_a, args="exit_timeout=3.0")
+    autoping_package(site, "pkg_fork_b", second.url + ROUTE)
+    child_out = tmp_path / "child.json"
+    body = FORK_BODY.format(in_flight=in_flight, template_a=template_a, child_out=str(child_out))
+    outcome = run_host(tmp_path, site, ["pkg_fork_a"], body)
+    child = outcome.child
+    assert child.returncode == 0, outcome
+    assert child.stdout == "", outcome
+    expected_stderr = child.stderr
+    if sys.version_info >= (3, 12):
+        expected_stderr = FORK_WARNING.sub("", expected_stderr)
+    assert expected_stderr == "", outcome
+    assert outcome.report["import_s"] < IMPORT_BOUND, outcome
+    threads, status_at_fork = outcome.report["at_fork"]
+    assert threads == 2, outcome  # the worker thread was alive when the host forked
+    assert status_at_fork == "pending", outcome
+    assert outcome.report["child_exit"] == 0, outcome
+    assert outcome.report["parent_sent"] is True, outcome
+    status, reason, same, b_sent, has_requests = json.loads(child_out.read_text(encoding="utf-8"))
+    assert status == "disabled" and "forked child" in reason, outcome
+    assert (same, b_sent, has_requests) == (True, True, True)
+    assert len(first.settle(0.1)) == 1  # the child did not re-send the parent's ping
+    reqs = second.settle(0.1)
+    assert [r.path for r in reqs] == ["/f/pkg_fork_b"]
+
+
+# --- many callers -----------------------------------------------------------------------
+
+
+def test_a_hundred_threads_calling_at_once(tmp_path, site, collector):
+    template = collector.url + ROUTE
+    autoping_package(site, "pkg_threads", template)
+    body = f"""
+import importlib, threading
+from scarf_autoping import autoping
+barrier = threading.Barrier(100)
+got = []
+def call(i):
+    barrier.wait()
+    t = time.perf_counter()
+    if i % 2:
+        ping = importlib.import_module("pkg_threads").PING
+    else:
+        ping = autoping("pkg_threads", {template!r})
+    got.append((time.perf_counter() - t, ping))
+threads = [threading.Thread(target=call, args=(i,)) for i in range(100)]
+for t in threads: t.start()
+for t in threads: t.join()
+RESULT["calls"] = len(got)
+RESULT["distinct"] = len({{id(p) for _, p in got}})
+RESULT["slowest"] = max(s for s, _ in got)
+PINGS["pkg_threads"] = got[0][1]
+"""
+    outcome = run_host(tmp_path, site, [], body)
+    assert_unnoticed(outcome, 1.0)
+    assert (outcome.report["calls"], outcome.report["distinct"]) == (100, 1), outcome
+    assert outcome.report["slowest"] < IMPORT_BOUND, outcome
+    assert outcome.ping("pkg_threads")[0] == "sent", outcome
+    reqs = collector.settle(0.2)
+    assert [r.path for r in reqs] == ["/f/pkg_threads"]
+
+
+def test_twenty_packages_in_one_process(tmp_path, site, collector):
+    names = [f"pkg_many_{i:02d}" for i in range(20)]
+    for name in names:
+        autoping_package(site, name, collector.url + ROUTE)
+    body = "import threading\nRESULT['workers'] = sum(t.name == 'scarf-autoping' for t in threading.enumerate())\n"
+    outcome = run_host(tmp_path, site, names, body)
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.report["workers"] <= 1, outcome
+    assert {name: outcome.ping(name)[0] for name in names} == dict.fromkeys(names, "sent"), outcome
+    reqs = collector.settle(0.2)
+    assert sorted(r.path.rsplit("/", 1)[1] for r in reqs) == names
+
+
+# --- strict interpreters --------------------------------------------------------------------
+
+STRICT_FLAGS = {
+    "W-error": ("-W", "error"),
+    "X-dev": ("-X", "dev"),
+    "X-dev-W-error": ("-X", "dev", "-W", "error"),
+}
+
+
+@pytest.mark.parametrize("flags", list(STRICT_FLAGS), ids=list(STRICT_FLAGS))
+@pytest.mark.parametrize(
+    "behaviour,args,status,count",
+    [
+        ("ok", "", "sent", 1),
+        ("refused", "", "failed", 0),
+        ("status:503", "", "failed", 1),
+        ("redirect:http://localhost:9/elsewhere", "", "sent", 1),
+        ("hang", "timeout=0.3", "failed", 1),
+        ("hang", "exit_timeout=0.3", "pending", 1),
+    ],
+    ids=["ok", "refused", "503", "redirect", "timeout", "exit-in-flight"],
+)
+def test_strict_interpreter_sees_no_warning_at_all(tmp_path, site, make_collector, flags, behaviour, args,
+                                                    status, count):
+    server: Collector | None = None
+    if behaviour == "refused":
+        base = f"http://127.0.0.1:{free_port()}"
+    else:
+        server = make_collector(behaviour)
+        base = server.url
+    autoping_package(site, "pkg_strict", base + ROUTE, args=args)
+    outcome = run_host(tmp_path, site, ["pkg_strict"], args=STRICT_FLAGS[flags])
+    assert_unnoticed(outcome, 0.3 if "exit_timeout" in args else 1.0)
+    assert outcome.ping("pkg_strict")[0] == status, outcome
+    if server is not None:
+        assert len(server.settle(0.1)) == count
+
+
+@pytest.mark.parametrize("opted_out", [False, True])
+def test_isolated_mode(tmp_path, site, collector, opted_out):
+    autoping_package(site, "pkg_isolated", collector.url + ROUTE)
+    # No PYTHONPATH (-I ignores it anyway): the harness puts the site dir on sys.path.
+    env = child_env(None, **({"DO_NOT_TRACK": "1"} if opted_out else {}))
+    outcome = run_host(tmp_path, site, ["pkg_isolated"], env=env, args=("-I",))
+    assert_unnoticed(outcome, 1.0)
+    assert outcome.ping("pkg_isolated")[0] == ("disabled" if opted_out else "sent"), outcome
+    assert len(collector.settle(0.2)) == (0 if opted_out else 1)
+
