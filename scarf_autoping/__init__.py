@@ -14,10 +14,10 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 """
 
 import os
-from _thread import allocate_lock
+from _thread import RLock
 
 from . import policy
-from .template import TemplateError, expand, variable_names
+from .template import TemplateError, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +41,9 @@ BUILTIN_NAMES = (
     "autoping_version",
 )
 
+
+#: The largest ``timeout`` or ``exit_timeout`` accepted, in seconds (an hour).
+MAX_SECONDS = 3600.0
 
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
@@ -104,7 +107,7 @@ class Ping:
 
 
 _registry: "dict[str, Ping]" = {}
-_registry_lock = allocate_lock()
+_registry_lock = RLock()  # re-entrant: a signal handler may call autoping() mid-call
 
 
 def autoping(
@@ -203,11 +206,17 @@ def _check_arguments(
         raise TemplateError(f"autoping: template must be a string, got {type(template).__name__}")
     if version is not None and not isinstance(version, str):
         raise ValueError(f"autoping: version must be a string or None, got {version!r}")
-    for name, value in (("timeout", timeout), ("exit_timeout", exit_timeout)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"autoping: {name} must be a number of seconds >= 0, got {value!r}")
-    if timeout == 0:
-        raise ValueError("autoping: timeout must be more than 0 seconds")
+    for name, value, zero_ok in (("timeout", timeout, False), ("exit_timeout", exit_timeout, True)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (value >= 0 if zero_ok else value > 0)
+            or not value <= MAX_SECONDS
+        ):
+            raise ValueError(
+                f"autoping: {name} must be a number of seconds {'>= 0' if zero_ok else '> 0'} "
+                f"and at most {MAX_SECONDS:g}, got {value!r}"
+            )
 
     extra: dict[str, str] = {}
     if variables is not None:
@@ -222,7 +231,7 @@ def _check_arguments(
                 raise ValueError(f"autoping: variables[{name!r}] must be a string, got {value!r}")  # noqa: TRY004
             extra[name] = str(value)
 
-    _check_scheme(template)
+    _check_url(template)
     known = set(BUILTIN_NAMES) | set(extra)
     for name in variable_names(template):
         if name not in known:
@@ -230,19 +239,41 @@ def _check_arguments(
                 f"autoping: unknown variable {{{name}}} in template {template!r}; "
                 f"known names: {', '.join(sorted(known))}"
             )
+    reserved = reserved_names(template)
+    if reserved:
+        raise TemplateError(
+            f"autoping: {{+{reserved[0]}}} and {{#{reserved[0]}}} pass '/', '?' and '@' through unencoded, "
+            f"so a value could add path segments or change the host; use {{{reserved[0]}}} "
+            f"or {{/{reserved[0]}}} in template {template!r}"
+        )
     return extra
 
 
-def _check_scheme(template: str) -> None:
-    """The template must start with a literal ``http://`` or ``https://`` and a host."""
-    head = template.split("{", 1)[0]
-    for scheme in ("https://", "http://"):
-        if head.lower().startswith(scheme):
-            rest = template[len(scheme):]
-            if rest and rest[0] not in "/?#":
-                return
-            break
-    raise TemplateError(f"autoping: template must be an http:// or https:// URL with a host, got {template!r}")
+def _check_url(template: str) -> None:
+    """The template must be an ``http://`` or ``https://`` URL whose host is written out.
+
+    The host (and port) must be literal, so no value can change where pings go; user
+    information (``user@``) is refused, since a ping never carries credentials.
+    """
+    scheme = next((s for s in ("https://", "http://") if template[: len(s)].lower() == s), None)
+    if scheme is None:
+        raise TemplateError(f"autoping: template must be an http:// or https:// URL, got {template!r}")
+    rest = template[len(scheme):]
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#{"), len(rest))
+    authority = rest[:end]
+    if end < len(rest) and rest[end] == "{" and rest[end + 1: end + 2] not in ("/", "?", "&"):
+        raise TemplateError(f"autoping: the host and port must be written out, not taken from a variable: {template!r}")
+    if "@" in authority:
+        raise TemplateError(f"autoping: no user name or password in the URL, please: {template!r}")
+    host, port = authority, ""
+    if authority.startswith("["):  # an IPv6 literal: [::1]:8080
+        host, _, after = authority.partition("]")
+        host += "]"
+        port = after.removeprefix(":")
+    elif ":" in authority:
+        host, _, port = authority.rpartition(":")
+    if host in ("", "[]") or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise TemplateError(f"autoping: template must be an http:// or https:// URL with a host, got {template!r}")
 
 
 def __getattr__(name: str) -> object:

@@ -123,12 +123,22 @@ def encode(properties: object) -> bytes:
         raise TypeError(f"log_event: properties cannot be serialised to JSON: {exc}") from exc
 
 
-def _say(*lines: str) -> None:
-    """Write verbose lines to stderr in one write (only ever called when verbose)."""
+def _say(*lines: str, on_worker: bool = False) -> None:
+    """Write verbose lines to stderr in one write (only ever called when verbose).
+
+    From the background worker, through :func:`worker.write_stderr`, which cannot
+    abort interpreter exit when stderr is a full pipe.
+    """
+    text = "".join(line + "\n" for line in lines)
+    if on_worker:
+        from .worker import write_stderr
+
+        write_stderr(text)
+        return
     try:
-        sys.stderr.write("".join(line + "\n" for line in lines))
+        sys.stderr.write(text)
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - a closed stderr is not the caller's problem
+    except Exception:  # noqa: BLE001 - a closed stderr is not the caller's problem
         pass
 
 
@@ -289,17 +299,17 @@ def _sender(url: str, body: bytes, seconds: float, verbose: bool) -> Callable[[o
 
         result = transport.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
         if verbose:
-            _say_result(result)
+            _say_result(result, on_worker=True)
         return ("sent" if result.ok else "failed"), result.describe()
 
     return send
 
 
-def _say_result(result: Result) -> None:
+def _say_result(result: Result, on_worker: bool = False) -> None:
     """``Response received in N ms`` and the status, or ``Error after N ms`` and the error."""
     ms = round(result.elapsed_ms)
     if result.status_code is not None:
-        _say(f"Response received in {ms} ms:", f"  Status: {result.status_code}")
+        _say(f"Response received in {ms} ms:", f"  Status: {result.status_code}", on_worker=on_worker)
     else:
-        _say(f"Error after {ms} ms:", f"  {result.error}")
+        _say(f"Error after {ms} ms:", f"  {result.error}", on_worker=on_worker)
 

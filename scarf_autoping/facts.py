@@ -135,21 +135,36 @@ def _metadata_module() -> object:
     return md
 
 
+def _installed_version(md: object, name: str) -> str | None:
+    """The ``Version`` field of distribution ``name``; None when it is not installed.
+
+    ``metadata.get`` rather than ``version()``: on Python 3.12+ a METADATA without a
+    ``Version`` field makes ``version()`` warn (a DeprecationWarning under ``-X dev``).
+    """
+    try:
+        dist = md.distribution(name)  # type: ignore[attr-defined]
+    except md.PackageNotFoundError:  # type: ignore[attr-defined]
+        return None
+    return clean(dist.metadata.get("Version"))
+
+
 def package_version(package: str) -> str:
-    """The installed version of ``package`` (a distribution or an import name), else ``"unknown"``."""
+    """The installed version of ``package`` (a distribution or an import name), else ``"unknown"``.
+
+    For an import name (``yaml`` for ``PyYAML``) the distribution that ships the
+    top-level package is used, but only when exactly one does: namespace packages
+    (``google``, ``azure``) are shipped by many, and a guess would report another
+    package's version.
+    """
     try:
         md = _metadata_module()
-        try:
-            return clean(md.version(package))  # type: ignore[attr-defined]
-        except md.PackageNotFoundError:  # type: ignore[attr-defined]
-            pass
-        # An import name such as ``yaml`` for ``PyYAML``: ask which distribution ships it.
+        found = _installed_version(md, package)
+        if found is not None:
+            return found
         top = package.split(".")[0]
-        for dist in md.packages_distributions().get(top, ()):  # type: ignore[attr-defined]
-            try:
-                return clean(md.version(dist))  # type: ignore[attr-defined]
-            except md.PackageNotFoundError:  # type: ignore[attr-defined]
-                continue
+        shipping = set(md.packages_distributions().get(top, ()))  # type: ignore[attr-defined]
+        if len(shipping) == 1:
+            return _installed_version(md, shipping.pop()) or UNKNOWN
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         pass
     return UNKNOWN

@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing-only imports
     from collections.abc import Iterable, Mapping
 
-__all__ = ["TemplateError", "expand", "variable_names"]
+__all__ = ["TemplateError", "expand", "reserved_names", "variable_names"]
 
 
 class TemplateError(ValueError):
@@ -476,6 +476,21 @@ def variable_names(template: str) -> "list[str]":
     names: dict[str, None] = {}
     for part in _parse(template):
         if not isinstance(part, str):
+            for spec in part.varspecs:
+                names.setdefault(spec.name, None)
+    return list(names)
+
+
+def reserved_names(template: str) -> "list[str]":
+    """The variables *template* expands with ``+`` or ``#``, in order, without duplicates.
+
+    Those two operators pass reserved characters (``/``, ``?``, ``@``, ...) through
+    unencoded, so their values can add path segments or query parameters. Raises
+    TemplateError if the template is malformed.
+    """
+    names: dict[str, None] = {}
+    for part in _parse(template):
+        if not isinstance(part, str) and part.operator.allow_reserved:
             for spec in part.varspecs:
                 names.setdefault(spec.name, None)
     return list(names)

@@ -104,13 +104,15 @@ def send(
             auth=_no_auth,
         )
         return Result(response.status_code, None, (time.perf_counter() - started) * 1000)
-    except BaseException as exc:  # noqa: BLE001 - nothing may reach the host program
+    except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
+        # Exception, not BaseException: Ctrl-C during a synchronous event must still
+        # interrupt the caller. (On the worker thread, the worker catches everything.)
         return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
     finally:
         if response is not None:
             try:
                 response.close()
-            except BaseException:  # noqa: BLE001
+            except Exception:  # noqa: BLE001
                 pass
 
 

@@ -67,6 +67,9 @@ def submit(job: "Job") -> None:
     """Queue ``job`` and make sure the thread runs. Never raises, never blocks on I/O."""
     global _thread
     with _state_lock:
+        if _fork_dirty:
+            _settle(job.ping, "failed", "forked while the worker was importing; not sent from this child")
+            return
         _queue.append(job)
         _pending.append(job.ping)
         _register_atexit()
@@ -127,21 +130,46 @@ def _settle(ping: "Ping", status: str, reason: "str | None") -> None:
 
 
 def _warm_up() -> None:
-    """First import phase: the modules every job needs, and the logger's NullHandler."""
-    global _warmed
+    """First import phase (under the import lock): every module a job needs.
+
+    ``logging`` comes first, so our fork hooks can be registered again after its own;
+    then the logger gets its NullHandler, and the warnings that ``requests`` and
+    ``urllib3`` raise about the machine's package versions at import time are silenced
+    (narrowly, by message): they are not the host's business when we import them.
+    """
+    global _warmed, _logging_hook_is_older
     if _warmed:
         return
     import logging
 
+    if not _logging_hook_is_older:
+        _register_fork_hooks()
+        _logging_hook_is_older = True
+
     logger = logging.getLogger("scarf_autoping")
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
+
+    import warnings
+
+    for module, message in _IMPORT_TIME_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module)
 
     from . import facts, transport
 
     transport.warm_up()
     facts.platform_facts()
     _warmed = True
+
+
+#: (module, message start) of warnings our dependencies raise at import about the
+#: installed versions of their own dependencies or of OpenSSL.
+_IMPORT_TIME_WARNINGS = (
+    ("requests", "Unable to find acceptable character detection dependency"),
+    ("requests", r"urllib3 \(.*\) or chardet"),
+    ("requests", "Old version of cryptography"),
+    ("urllib3", "urllib3 v2 only supports OpenSSL"),
+)
 
 
 def _run() -> None:
@@ -176,7 +204,12 @@ def _debug_line(package: str, status: str, reason: "str | None", url: "str | Non
 
 
 def debug(message: str) -> None:
-    """Write one line to stderr (only ever called when the user asked for debug output).
+    """One ``scarf-autoping: ...`` line on stderr (only when the user asked for debug output)."""
+    write_stderr(f"scarf-autoping: {message}\n")
+
+
+def write_stderr(text: str) -> None:
+    """Write ``text`` to stderr from any thread without ever aborting interpreter exit.
 
     Straight to the file descriptor when there is one: a daemon thread blocked inside
     ``sys.stderr.write`` (a full pipe) holds the stream's lock, and an interpreter that
@@ -184,42 +217,83 @@ def debug(message: str) -> None:
     ``os.write`` holds no Python-level lock while it blocks.
     """
     try:
-        line = f"scarf-autoping: {message}\n"
         stream = sys.stderr
         try:
             fd = stream.fileno()
         except Exception:  # noqa: BLE001 - replaced by something without a descriptor
             fd = -1
         if fd < 0:
-            stream.write(line)
+            stream.write(text)
             stream.flush()
             return
-        data = line.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
+        data = text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
         while data:
             data = data[os.write(fd, data):]
     except BaseException:  # noqa: BLE001 - a closed stderr is not our caller's problem
         pass
 
 
+#: The most a fork waits for the worker's import phase. Normally the phase ends within
+#: milliseconds; the bound only matters if another library's newer fork hook holds a lock
+#: the worker needs, where waiting forever would freeze the host.
+FORK_WAIT = 1.0
+
+_fork_owner: "int | None" = None  # the thread running our before-fork hook
+_fork_depth = 0  # our hooks can be registered twice (see _warm_up); only the outermost acts
+_fork_held: "tuple[bool, bool]" = (False, False)
+#: Set in a child forked while the worker was still importing (the wait above ran out):
+#: the child may hold half-finished imports, so it never starts a worker of its own.
+_fork_dirty = False
+
+
 def _before_fork() -> None:
-    # Always in this order (the worker never takes the registry lock, and takes the
-    # state lock only without the import lock), so a fork cannot deadlock with it.
+    """Take the registry, import and state locks, in that fixed order, before a fork.
+
+    The worker never takes the registry lock and takes the state lock only while not
+    holding the import lock, so this order cannot deadlock with it.
+    """
+    global _fork_owner, _fork_depth, _fork_held
+    me = threading.get_ident()
+    if _fork_owner == me:
+        _fork_depth += 1
+        return
+    # A fork running in another thread holds this lock until its own fork is done.
     _face._registry_lock.acquire()
-    _import_lock.acquire()
-    _state_lock.acquire()
+    imported = _import_lock.acquire(timeout=FORK_WAIT)
+    state = _state_lock.acquire(timeout=FORK_WAIT)
+    _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state)
 
 
 def _after_fork_parent() -> None:
-    _state_lock.release()
-    _import_lock.release()
+    global _fork_owner, _fork_depth
+    if _fork_owner != threading.get_ident():
+        return
+    _fork_depth -= 1
+    if _fork_depth:
+        return
+    _fork_owner = None
+    imported, state = _fork_held
+    if state:
+        _state_lock.release()
+    if imported:
+        _import_lock.release()
     _face._registry_lock.release()
 
 
 def _after_fork_child() -> None:
     """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
-    global _import_lock, _state_lock, _settled, _thread
-    inherited = list(_pending)
-    _face._registry_lock = _face.allocate_lock()
+    global _import_lock, _state_lock, _settled, _thread, _fork_owner, _fork_depth, _fork_dirty
+    if _fork_owner != threading.get_ident():
+        return
+    _fork_depth -= 1
+    if _fork_depth:
+        return
+    _fork_owner = None
+    if not _fork_held[0]:
+        _fork_dirty = True
+    inherited = [p for p in _face._registry.values() if p.status == "pending"]
+    inherited += [p for p in _pending if p not in inherited]
+    _face._registry_lock = _face.RLock()
     _import_lock = threading.RLock()
     _state_lock = threading.Lock()
     _settled = threading.Condition(_state_lock)
@@ -227,13 +301,23 @@ def _after_fork_child() -> None:
     _pending.clear()
     _thread = None
     for ping in inherited:
+        # Pings registered or in flight at the fork belong to the parent; settle the
+        # child's copies so that wait() returns and nothing is sent twice.
         ping._done = threading.Event()
         ping._resolve("disabled", "forked child: the parent process sends this ping")
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_parent,
-        after_in_child=_after_fork_child,
-    )
+def _register_fork_hooks() -> None:
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_parent,
+            after_in_child=_after_fork_child,
+        )
+
+
+_register_fork_hooks()
+#: ``logging`` registers a fork hook that takes its lock, and the worker's imports need
+#: that lock (``logging.getLogger`` in urllib3). Hooks run newest first before a fork, so
+#: if ``logging`` arrives after us, ours must be registered again after it (see _warm_up).
+_logging_hook_is_older = "logging" in sys.modules

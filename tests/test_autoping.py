@@ -354,13 +354,13 @@ def test_debug_prints_one_line_per_ping(collector, site):
 @pytest.mark.parametrize(
     "template,kwargs,message",
     [
-        ("https://x.example/{verison}", {}, "{verison}"),
-        ("https://x.example/{package", {}, "unclosed expression"),
-        ("ftp://x.example/{package}", {}, "http:// or https://"),
-        ("x.example/{package}", {}, "http:// or https://"),
+        ("https://x.invalid/{verison}", {}, "{verison}"),
+        ("https://x.invalid/{package", {}, "unclosed expression"),
+        ("ftp://x.invalid/{package}", {}, "http:// or https://"),
+        ("x.invalid/{package}", {}, "http:// or https://"),
         ("https:///{package}", {}, "with a host"),
-        ("https://x.example/{package}", {"variables": {"os": "mine"}}, "clashes"),
-        ("https://x.example/{package}", {"timeout": -1}, "timeout"),
+        ("https://x.invalid/{package}", {"variables": {"os": "mine"}}, "clashes"),
+        ("https://x.invalid/{package}", {"timeout": -1}, "timeout"),
     ],
 )
 def test_author_mistakes_raise_at_the_call(site, template, kwargs, message):
@@ -404,7 +404,7 @@ def test_import_of_scarf_autoping_stays_light():
         heavy = ("requests", "urllib3", "distro", "importlib.metadata", "platform", "re", "logging", "typing",
                  "threading")
         print([m for m in heavy if m in sys.modules])
-        ping = scarf_autoping.autoping("light", "https://x.example/{package}")  # opted out below
+        ping = scarf_autoping.autoping("light", "https://x.invalid/{package}")  # opted out below
         print(ping.status, [m for m in heavy if m in sys.modules])
         """,
         child_env(None, DO_NOT_TRACK="1"),
