@@ -264,14 +264,21 @@ def _before_fork() -> None:
     _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state)
 
 
-def _after_fork_parent() -> None:
+def _leave_fork() -> bool:
+    """Count one after-fork hook out; True for the outermost one, which does the work."""
     global _fork_owner, _fork_depth
     if _fork_owner != threading.get_ident():
-        return
+        return False
     _fork_depth -= 1
     if _fork_depth:
-        return
+        return False
     _fork_owner = None
+    return True
+
+
+def _after_fork_parent() -> None:
+    if not _leave_fork():
+        return
     imported, state = _fork_held
     if state:
         _state_lock.release()
@@ -282,13 +289,9 @@ def _after_fork_parent() -> None:
 
 def _after_fork_child() -> None:
     """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
-    global _import_lock, _state_lock, _settled, _thread, _fork_owner, _fork_depth, _fork_dirty
-    if _fork_owner != threading.get_ident():
+    global _import_lock, _state_lock, _settled, _thread, _fork_dirty
+    if not _leave_fork():
         return
-    _fork_depth -= 1
-    if _fork_depth:
-        return
-    _fork_owner = None
     if not _fork_held[0]:
         _fork_dirty = True
     inherited = [p for p in _face._registry.values() if p.status == "pending"]
