@@ -30,7 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
 PROG = "scarf-autoping"
 
 #: Removed from the demo's child environment: the demo pings only its own server on 127.0.0.1.
-DEMO_STRIPPED = (*policy.CI_VARIABLES, *policy.GLOBAL_OPT_OUTS, policy.SCARF_ANALYTICS, policy.PINGED)
+DEMO_PACKAGE = "demo-pkg"
+DEMO_STRIPPED = (*policy.CI_VARIABLES, *policy.GLOBAL_OPT_OUTS, policy.SCARF_ANALYTICS, policy.PINGED,
+                 policy.package_variable(DEMO_PACKAGE))
+
+#: Seconds the demo's child import may take before the demo gives up.
+DEMO_TIMEOUT = 30.0
 
 DEMO_ROUTE = "/telemetry/{package}/{version}/{platform}/{python}/{arch}/{distro}"
 
@@ -143,16 +148,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Say whether pings are on here and, when off, which variable turned them off."""
     env = os.environ
     who = args.package or "every package"
+    decision = policy.decide(env, args.package)  # the library's own rule and order
     reason = policy.opt_out_reason(env, args.package)
-    ci = policy.ci_reason(env)
-    if reason:
-        _out(f"off for {who}: {reason} is set ({reason}={env.get(reason, '').strip()})")
-    elif ci:
-        _out(f"off for {who}: CI detected ({ci} is set); only packages that pass skip_ci=False ping")
-    elif args.package and policy.already_pinged(env, args.package):
-        _out(f"off for {who} in this process tree: a parent process already pinged it ({policy.PINGED})")
-    else:
+    if decision.enabled:
         _out(f"on for {who}: no opt-out variable is set and no CI is detected")
+    elif reason:
+        _out(f"off for {who}: {reason} is set ({reason}={env.get(reason, '').strip()})")
+    elif decision.reason and decision.reason.startswith("CI detected"):
+        _out(f"off for {who}: CI detected ({policy.ci_reason(env)} is set); only packages that pass "
+             "skip_ci=False ping")
+    else:
+        _out(f"off for {who} in this process tree: a parent process already pinged it ({policy.PINGED})")
     switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false"]
     switches.append(policy.package_variable(args.package) if args.package else "<PACKAGE>_NO_ANALYTICS")
     _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches))
@@ -194,19 +200,83 @@ def cmd_init(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 
-def _print_ping(record: dict[str, object]) -> None:
-    from .collector import describe
+class _Printer:
+    """Writes lines to stdout from its own thread, so nobody else ever waits on stdout.
 
-    _out(describe(record))
+    The collector's writer thread only queues a line here; when stdout is not being read
+    (a pipe nobody drains) the queue fills and further ping lines are dropped and
+    counted, while storing, answering and stopping go on. The thread writes with
+    ``os.write`` (holding no Python lock) so a write stuck at exit cannot block the
+    interpreter's shutdown.
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._lines: list[str] = []
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._writing = False
+        self.dropped = 0
+        try:
+            sys.stdout.flush()
+            self._fd: int | None = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self._encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        threading.Thread(target=self._run, name="collect-printer", daemon=True).start()
+
+    def line(self, text: str, *, droppable: bool = False) -> None:
+        """Queue one line (never blocks); a droppable line is dropped when the queue is full."""
+        with self._cond:
+            if droppable and len(self._lines) >= self._limit:
+                self.dropped += 1
+                return
+            self._lines.append(text)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._lines:
+                    self._cond.wait()
+                lines, self._lines = self._lines, []
+                self._writing = True
+            try:
+                self._write("".join(f"{line}\n" for line in lines))
+            except OSError:  # stdout closed: nothing more can be shown
+                pass
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def _write(self, text: str) -> None:
+        if self._fd is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        data = memoryview(text.encode(self._encoding, "backslashreplace"))
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every queued line to be written."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._lines or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run the local collector until Ctrl-C or SIGTERM."""
-    from .collector import Collector, CollectorError, is_loopback
+    from .collector import Collector, CollectorError, describe, is_loopback
 
+    printer = _Printer()
     try:
         collector = Collector(args.host, args.port, args.db, route=args.route, keep_ip=args.keep_ip,
-                              on_ping=_print_ping)
+                              on_ping=lambda record: printer.line(describe(record), droppable=True))
     except CollectorError as exc:
         raise CliError(str(exc)) from None
     stop = threading.Event()
@@ -215,19 +285,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
         previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
         collector.start()
-        _out(f"collecting on {collector.url} into {Path(args.db).resolve()} (Ctrl-C to stop)")
+        printer.line(f"collecting on {collector.url} into {Path(args.db).resolve()} (Ctrl-C to stop)")
         if not is_loopback(collector.host):
-            _out(f"note: {collector.host} is not a loopback address; other machines can reach this collector")
+            printer.line(f"note: {collector.host} is not a loopback address; other machines can reach this "
+                         "collector")
         route = args.route or DEMO_ROUTE
         example = collector.url + route if route.startswith("/") else route
-        _out(f"point a template at it, e.g. {example}")
+        printer.line(f"point a template at it, e.g. {example}")
         while not stop.wait(0.2):
             pass
     finally:
         collector.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    _out(f"stopped; {collector.store.stored} ping(s) stored in {args.db}")
+    dropped = f" ({printer.dropped} ping line(s) not printed: stdout was not being read)" if printer.dropped else ""
+    printer.line(f"stopped; {collector.store.stored} ping(s) stored in {args.db}{dropped}")
+    printer.drain(1.0)  # a stdout nobody reads must not keep the collector from exiting
     return 0
 
 
@@ -299,7 +372,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             site = root / "site"
             package_dir = _write_demo_package(site)
             try:
-                result = init_package(package_dir, template, "demo-pkg", root / "TELEMETRY.md")
+                result = init_package(package_dir, template, DEMO_PACKAGE, root / "TELEMETRY.md")
             except InitError as exc:
                 raise CliError(str(exc)) from None
             _out("2. a throwaway package demo_pkg 1.0.0; 'scarf-autoping init' gave its __init__.py the line:")
@@ -310,8 +383,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _out(f"   (removed {', '.join(stripped)} from the child's environment: the demo pings only "
                      "its own server on 127.0.0.1, so it is not telemetry)")
             started = time.monotonic()
-            child = subprocess.run([sys.executable, "-c", "import demo_pkg"], env=env, capture_output=True,
-                                   text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+            try:
+                child = subprocess.run([sys.executable, "-c", "import demo_pkg"], env=env, capture_output=True,
+                                       text=True, timeout=DEMO_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise CliError(f"the child process importing demo_pkg did not finish within {DEMO_TIMEOUT:g} s; "
+                               "it was stopped") from None
+            except OSError as exc:
+                raise CliError(f"cannot start the child process {sys.executable!r}: "
+                               f"{exc.strerror or exc}") from None
             output = (child.stdout + child.stderr).strip()
             _out(f"   the import finished in {time.monotonic() - started:.2f} s, exit code {child.returncode}, "
                  + (f"output: {output}" if output else "no output"))
@@ -443,6 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (0 ok, 1 failed, 2 bad arguments)."""
+    for stream in (sys.stdout, sys.stderr):  # a path or value the terminal cannot show is escaped, not fatal
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -453,6 +538,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # The reader went away (``scarf-autoping demo | head -1``): exit quietly. Point stdout
+        # at devnull so the interpreter's final flush does not complain (Python docs, signal).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 1
 
 

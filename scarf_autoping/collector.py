@@ -6,12 +6,17 @@
 * Any GET, POST or HEAD is answered ``200`` straight away; the request is handed to one
   writer thread that owns the SQLite connection, so concurrent clients never contend
   for the database and a ping that was answered is never lost: stopping the server
-  drains the writer's queue before the database is closed.
-* Each connection has a socket timeout, so a client that connects and sends nothing
-  ties up only its own thread, and only for a few seconds.
+  drains the writer's queue before the database is closed, and a request that arrives
+  once stopping has begun (or while the bounded queue is full) is answered ``503``.
+* The writer never waits on anything but the disk: ``on_ping`` callbacks must not block
+  (the CLI hands its lines to a printer thread that drops them when stdout is stuck).
+* Each connection has a per-read socket timeout and an overall deadline to deliver its
+  request, and at most ``max_connections`` are served at once (more are answered 503),
+  so slow or silent clients cost a bounded number of threads for a bounded time.
 * Oversized or malformed requests are refused (400, 411, 413, 414, 431) and the server
   keeps running.
-* The database is opened and written once at start, so a read-only location is a clear
+* The address is bound first, then the database is opened, checked (a file that is not a
+  collector database is refused) and written once, so a read-only location is a clear
   error before the first ping, never a surprise after it.
 * The client's IP address is not stored unless asked for (``keep_ip``).
 """
@@ -26,10 +31,13 @@ import socket
 import sqlite3
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from . import _check_url
+from .report import printable
 from .template import TemplateError, _Expression, _parse
 
 TYPE_CHECKING = False
@@ -44,6 +52,17 @@ MAX_BODY = 64 * 1024
 
 #: Seconds a connection may stay silent before it is closed.
 SOCKET_TIMEOUT = 5.0
+
+#: Seconds a connection has, in all, to deliver its request line, headers and body.
+REQUEST_DEADLINE = 10.0
+
+#: Connections served at once; more are answered 503 and closed straight away.
+MAX_CONNECTIONS = 256
+
+#: Requests waiting for the writer; more are answered 503 (caps memory when the disk is slow).
+MAX_QUEUE = 10000
+
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pings (
@@ -145,14 +164,20 @@ class Route:
 
 
 def _strip_origin(template: str) -> str:
-    """``http://host:port/t/{a}`` -> ``/t/{a}``; a template that is already a path is kept."""
+    """``http://host:port/t/{a}`` -> ``/t/{a}``; a template that is already a path is kept.
+
+    A full URL is checked by ``autoping``'s own URL rule (literal host, no user info), so
+    any template the library accepts is accepted here and nothing else.
+    """
     head = template.split("{", 1)[0].lower()
     for scheme in ("https://", "http://"):
         if head.startswith(scheme):
+            try:
+                _check_url(template)
+            except TemplateError as exc:
+                raise CollectorError(f"bad --route template: {str(exc).replace('autoping: ', '', 1)}") from None
             rest = template[len(scheme):]
-            cut = min((i for i in (rest.find(c) for c in "/?{") if i >= 0), default=len(rest))
-            if rest[cut:cut + 1] == "{":
-                raise CollectorError(f"bad --route template: the host must be literal in {template!r}")
+            cut = min((i for i in (rest.find(c) for c in "/?#{") if i >= 0), default=len(rest))
             path = rest[cut:]
             return path if path.startswith("/") else "/" + path
     return template if template.startswith(("/", "{")) else "/" + template
@@ -167,27 +192,64 @@ class Store:
     """The SQLite database of received pings, written by one background thread.
 
     The database is created and written (its schema version) in the constructor, so an
-    unwritable location raises :class:`CollectorError` at once. ``add`` only queues;
-    ``close`` waits until everything queued is committed.
+    unwritable location raises :class:`CollectorError` at once; so does an existing
+    SQLite file that is not a collector database (other tables, another ``pings`` table,
+    another schema version), which is never modified. ``add`` only queues (and refuses
+    when the queue is full or closing has begun); ``close`` waits until everything queued
+    is committed.
     """
 
-    def __init__(self, path: str | Path, on_stored: Callable[[dict[str, object]], None] | None = None) -> None:
+    def __init__(self, path: str | Path, on_stored: Callable[[dict[str, object]], None] | None = None,
+                 max_queue: int = MAX_QUEUE) -> None:
         self.path = Path(path)
         self._on_stored = on_stored
-        self._queue: queue.Queue[dict[str, object] | None] = queue.Queue()
+        self._queue: queue.Queue[dict[str, object] | None] = queue.Queue(max_queue + 1)  # +1: the stop marker
+        self._max_queue = max_queue
+        self._lock = threading.Lock()
+        self._closing = False
         self.stored = 0
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise CollectorError(f"cannot write the database {str(self.path)!r}: {exc}") from None
+        try:
+            self._check_foreign()
             self._db.execute(_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
+            self._db.close()
             raise CollectorError(f"cannot write the database {str(self.path)!r}: {exc}") from None
+        except CollectorError:
+            self._db.close()
+            raise
         self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
         self._thread.start()
 
-    def add(self, record: dict[str, object]) -> None:
-        """Queue one request for writing (never blocks on the disk)."""
-        self._queue.put(record)
+    def _check_foreign(self) -> None:
+        """Refuse a database that belongs to something else rather than write into it."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        problem = None
+        if tables - {"pings", "sqlite_sequence"}:
+            problem = f"it has other tables ({', '.join(sorted(tables - {'pings', 'sqlite_sequence'}))})"
+        elif version not in (0, SCHEMA_VERSION):
+            problem = f"its schema version is {version}, not {SCHEMA_VERSION}"
+        elif "pings" in tables:
+            columns = tuple(row[1] for row in self._db.execute("PRAGMA table_info(pings)"))
+            if columns != ("id", *_COLUMNS):
+                problem = "its pings table has other columns"
+        if problem:
+            raise CollectorError(f"{str(self.path)!r} is not a scarf-autoping collector database: {problem}; "
+                                 "pass another --db")
+
+    def add(self, record: dict[str, object]) -> bool:
+        """Queue one request for writing (never blocks). False when it was not queued:
+        the queue is full or the store is closing (the request must then be refused)."""
+        with self._lock:
+            if self._closing or self._queue.qsize() >= self._max_queue:
+                return False
+            self._queue.put_nowait(record)
+            return True
 
     def _run(self) -> None:
         while True:
@@ -224,8 +286,12 @@ class Store:
                     pass
 
     def close(self) -> None:
-        """Write everything still queued, then close the database."""
-        self._queue.put(None)
+        """Refuse further records, write everything still queued, then close the database."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._queue.put_nowait(None)  # room is kept for it: max_queue + 1
         self._thread.join()
         self._db.close()
 
@@ -258,7 +324,7 @@ class _LineTracker:
 def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        timeout = collector.socket_timeout  # per-connection: a silent client is dropped
+        timeout = collector.socket_timeout  # per read: a silent client is dropped
         server_version = "scarf-autoping-collector"
         sys_version = ""
 
@@ -280,8 +346,9 @@ def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandl
             if self.headers.get("Transfer-Encoding"):
                 self._refuse(411, "chunked request bodies are not accepted; send Content-Length")
                 return
-            raw_length = self.headers.get("Content-Length") or "0"
-            if not raw_length.strip().isdigit():
+            lengths = self.headers.get_all("Content-Length") or ["0"]
+            raw_length = lengths[0].strip()
+            if len(lengths) != 1 or not _LENGTH.fullmatch(raw_length):
                 self._refuse(400, "bad Content-Length")
                 return
             length = int(raw_length)
@@ -291,7 +358,9 @@ def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandl
             body = self.rfile.read(length) if length else b""
             if len(body) != length:
                 return  # the client went away (or timed out) mid-body: nothing was acknowledged
-            collector._receive(self, body)
+            if not collector._receive(self, body):
+                self._refuse(503, "the collector is busy or stopping; try again")
+                return
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.send_header("Connection", "close")
@@ -302,24 +371,96 @@ def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandl
     return Handler
 
 
+_LENGTH = re.compile(r"[0-9]{1,10}")
+
+
 class _Server(http.server.ThreadingHTTPServer):
+    """A threading server that caps concurrent connections and enforces a per-request deadline.
+
+    ``serve_forever`` calls :meth:`service_actions` every poll interval; there, a connection
+    past its deadline has its socket shut down, which ends the handler's blocked read.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    max_connections = MAX_CONNECTIONS
+    request_deadline = REQUEST_DEADLINE
+
+    def server_activate(self) -> None:
+        self._active: dict[socket.socket, float] = {}
+        self._active_lock = threading.Lock()
+        super().server_activate()
+
+    @property
+    def active_connections(self) -> int:
+        """How many connections are being served now."""
+        with self._active_lock:
+            return len(self._active)
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self._active_lock:
+            busy = len(self._active) >= self.max_connections
+            if not busy:
+                self._active[request] = time.monotonic() + self.request_deadline
+        if busy:
+            try:
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)  # type: ignore[arg-type]
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._active_lock:
+            self._active.pop(request, None)
+
+    def service_actions(self) -> None:
+        now = time.monotonic()
+        with self._active_lock:
+            late = [sock for sock, deadline in self._active.items() if deadline < now]
+            for sock in late:
+                self._active[sock] = float("inf")  # shut down once
+        for sock in late:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that resets or times out is not the server's problem
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class Collector:
     """The collector server: ``start()`` serves from a thread, ``stop()`` drains and closes.
 
     Args:
-        host, port: where to listen (port 0 picks a free one; see :attr:`url`).
-        db: the SQLite file (created when missing).
+        host, port: where to listen (port 0 picks a free one; see :attr:`url`). An IPv6
+            address (``::1``) is served over IPv6.
+        db: the SQLite file (created when missing; created only once the address is bound).
         route: an optional route template whose variables are parsed from each request.
         keep_ip: store the client's IP address (off by default).
-        on_ping: called with each record once it is committed (the CLI prints a line).
+        on_ping: called on the writer thread with each record once it is committed; it
+            must not block (the CLI queues a line for a printer thread).
+        socket_timeout: seconds one read may wait; request_deadline: seconds a connection
+            has in all; max_connections: connections served at once; max_queue: requests
+            waiting for the writer. Past these limits a client is cut off or answered 503.
     """
 
     def __init__(
@@ -333,17 +474,26 @@ class Collector:
         on_ping: Callable[[dict[str, object]], None] | None = None,
         socket_timeout: float = SOCKET_TIMEOUT,
         max_body: int = MAX_BODY,
+        request_deadline: float = REQUEST_DEADLINE,
+        max_connections: int = MAX_CONNECTIONS,
+        max_queue: int = MAX_QUEUE,
     ) -> None:
         self.route = Route(route) if route else None
         self.keep_ip = keep_ip
         self.socket_timeout = socket_timeout
         self.max_body = max_body
-        self.store = Store(db, on_ping)
+        server_class = _Server6 if ":" in host else _Server
         try:
-            self.server = _Server((host, port), _make_handler(self))
+            self.server = server_class((host, port), _make_handler(self))
         except (OSError, OverflowError) as exc:
-            self.store.close()
             raise CollectorError(f"cannot listen on {host}:{port}: {exc}") from None
+        self.server.max_connections = max_connections
+        self.server.request_deadline = request_deadline
+        try:
+            self.store = Store(db, on_ping, max_queue)
+        except CollectorError:
+            self.server.server_close()
+            raise
         bound_host, bound_port = self.server.server_address[:2]
         self.host = str(bound_host)
         self.port = int(bound_port)
@@ -351,11 +501,12 @@ class Collector:
         self.url = f"http://{shown}:{self.port}"
         self._thread: threading.Thread | None = None
 
-    def _receive(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+    def _receive(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> bool:
+        """Queue the request for storing; False when it was not (busy or stopping)."""
         split = urlsplit(handler.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         variables = self.route.match(split.path, query) if self.route else None
-        self.store.add({
+        return self.store.add({
             "received_at": _now(),
             "method": handler.command,
             "path": split.path,
@@ -375,7 +526,11 @@ class Collector:
         return self
 
     def stop(self) -> None:
-        """Stop accepting, then commit every ping that was answered, then close the database."""
+        """Stop accepting, then commit every ping that was answered 200, then close the database.
+
+        A handler still running once the store is closing answers 503, so no request gets
+        a 200 without being stored.
+        """
         if self._thread is not None:
             self.server.shutdown()
             self._thread.join()
@@ -385,13 +540,21 @@ class Collector:
 
 
 def describe(record: dict[str, object]) -> str:
-    """One line for a stored ping: time, method, target and the parsed variables."""
+    """One line for a stored ping: time, method, target and the parsed variables.
+
+    Every value comes from the client, so control characters (ESC, newlines) are shown
+    escaped (``\\x1b``): a request cannot colour the terminal or forge another line.
+    """
     target = str(record["path"]) + (f"?{record['query']}" if record.get("query") else "")
     line = f"{record['received_at']}  {record['method']} {target}"
     if record.get("variables"):
-        values = json.loads(str(record["variables"]))
-        line += "  " + " ".join(f"{k}={v}" for k, v in values.items())
-    return line
+        try:
+            values = json.loads(str(record["variables"]))
+        except ValueError:
+            values = {}
+        if isinstance(values, dict):
+            line += "  " + " ".join(f"{k}={v}" for k, v in values.items())
+    return printable(line)
 
 
 def is_loopback(host: str) -> bool:

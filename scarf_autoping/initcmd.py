@@ -160,6 +160,11 @@ def insert_line(source: bytes, line: str) -> bytes | None:
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         raise InitError(f"cannot parse it as Python: {exc}") from None
     lines = source.splitlines(keepends=True)
+    bom = b"\xef\xbb\xbf" if source.startswith(b"\xef\xbb\xbf") else b""
+    if bom:  # the BOM stays the file's first bytes, even when the line goes on line 1
+        lines[0] = lines[0][len(bom):]
+        if not lines[0]:
+            del lines[0]
     if any(raw.rstrip(b"\r\n").decode(encoding, "replace").strip() == line for raw in lines):
         return None
     existing = _existing_autoping(tree)
@@ -175,22 +180,31 @@ def insert_line(source: bytes, line: str) -> bytes | None:
             break
         after = node.end_lineno or node.lineno
     if after == 0:  # keep a shebang, coding cookie or licence header on top
-        while after < len(lines) and lines[after].lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"#"):
+        while after < len(lines):
+            stripped = lines[after].strip()
+            # The first two lines may be blank: a coding cookie on line 2 must stay there.
+            if not (stripped.startswith(b"#") or (after < 2 and not stripped)):
+                break
             after += 1
 
     newline = b"\r\n" if lines and lines[0].endswith(b"\r\n") else b"\n"
     try:
-        added = line.encode(encoding) + newline
+        # utf-8-sig would put a second BOM in front of the line: the file's BOM is kept as is.
+        added = line.encode("utf-8" if encoding == "utf-8-sig" else encoding) + newline
     except UnicodeEncodeError:
         raise InitError(f"the line cannot be written in the file's encoding ({encoding})") from None
     head = lines[:after]
     if head and not head[-1].endswith((b"\n", b"\r")):
         head[-1] += newline
-    result = b"".join([*head, added, *lines[after:]])
+    result = bom + b"".join([*head, added, *lines[after:]])
+    # A safety net: never write a file Python would read differently (lost cookie) or not at all.
     try:
-        ast.parse(result.decode(encoding))
-    except SyntaxError as exc:  # pragma: no cover - a safety net: never write a broken file
+        same_encoding = tokenize.detect_encoding(io.BytesIO(result).readline)[0] == encoding
+        ast.parse(result)
+    except (SyntaxError, UnicodeDecodeError, LookupError, ValueError) as exc:  # pragma: no cover
         raise InitError(f"adding the line would break the file ({exc}); add it by hand") from None
+    if not same_encoding:  # pragma: no cover
+        raise InitError("adding the line would change the file's encoding declaration; add it by hand")
     return result
 
 
@@ -205,14 +219,19 @@ def _existing_autoping(tree: ast.Module) -> int | None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step, keeping its permission bits."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    """Replace ``path`` with ``data`` in one step, keeping its permission bits (a new file
+    gets the usual ``0o666`` minus the umask, not ``mkstemp``'s private ``0o600``)."""
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -259,16 +278,26 @@ def init_package(package_dir: str | Path, template: str, package: str | None = N
 
     target = notice_path(directory, notice)
     text = render_notice(name, template).encode("utf-8")
-    if target.is_file():
-        status = "unchanged" if target.read_bytes() == text else "kept"
-    else:
-        status = "written"
     try:
-        if updated is not None:
-            _write_atomic(init, updated)
+        existing = target.read_bytes() if target.is_file() else None
+    except OSError as exc:
+        raise InitError(f"cannot read {str(target)!r}: {exc.strerror}") from None
+    status = "written" if existing is None else "unchanged" if existing == text else "kept"
+    # Both files or neither: the new notice first, then __init__.py; if that fails, the
+    # notice just written is removed again. A symlinked file is written through its link.
+    written: Path | None = None
+    try:
         if status == "written":
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text)
+            written = target.resolve()
+            _write_atomic(written, text)
+        if updated is not None:
+            _write_atomic(init.resolve(), updated)
     except OSError as exc:
-        raise InitError(f"cannot write {exc.filename or init}: {exc.strerror}") from None
+        if written is not None and updated is not None:
+            try:
+                written.unlink()
+            except OSError:
+                pass
+        raise InitError(f"cannot write {exc.filename or init}: {exc.strerror}; nothing was changed") from None
     return InitResult(init, updated is not None, line, target, status, name)

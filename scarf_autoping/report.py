@@ -50,32 +50,71 @@ def row_values(row: dict[str, object]) -> dict[str, str]:
     values = dict(parse_qsl(str(row.get("query") or ""), keep_blank_values=True))
     variables = row.get("variables")
     if isinstance(variables, str):
-        variables = json.loads(variables)
+        try:
+            variables = json.loads(variables)
+        except ValueError:  # not written by the collector: the row simply has no route variables
+            variables = None
     if isinstance(variables, dict):
         values.update({str(k): str(v) for k, v in variables.items()})
     return values
 
 
-def version_key(version: str) -> tuple[object, ...]:
-    """A sort key that orders ``1.10`` after ``1.9`` and ``1.0rc1`` before ``1.0``.
+_PEP440 = re.compile(
+    r"""
+    v?(?:(?P<epoch>[0-9]+)!)?(?P<release>[0-9]+(?:\.[0-9]+)*)
+    (?:[-_.]?(?P<pre>alpha|a|beta|b|preview|pre|c|rc)[-_.]?(?P<pre_n>[0-9]*))?
+    (?:-(?P<post_implicit>[0-9]+)|[-_.]?(?P<post>post|rev|r)[-_.]?(?P<post_n>[0-9]*))?
+    (?:[-_.]?(?P<dev>dev)[-_.]?(?P<dev_n>[0-9]*))?
+    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?
+    """,
+    re.VERBOSE,
+)
 
-    Numbers compare as numbers; letters (``a``, ``b``, ``rc``, ``dev``) sort before the
-    release they precede, ``post`` after it. Values that do not start with a digit (``-``,
-    ``unknown``) sort below every version.
+_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+
+
+def version_key(version: str) -> tuple[object, ...]:
+    """A sort key following PEP 440's order, without the ``packaging`` dependency.
+
+    ``1.10`` after ``1.9``; ``1.0`` equals ``1.0.0``; ``dev`` < ``a``/``alpha`` <
+    ``b``/``beta`` < ``c``/``rc``/``pre`` < the release < ``post``; ``1.0.dev1`` before
+    ``1.0a1``; a ``+local`` label ranks just after its public version; an ``N!`` epoch
+    outranks everything. Values that are not PEP 440 but start with a digit sort below
+    every PEP 440 version (numbers still compared as numbers); values that do not start
+    with a digit (``-``, ``unknown``) sort below everything.
     """
-    text = version.strip().lower().lstrip("v")
-    if not text[:1].isdigit():
-        return (0, text)
-    key: list[tuple[int, object]] = []
-    for token in re.findall(r"\d+|[a-z]+", text):
-        if token.isdigit():
-            key.append((3, int(token)))
-        elif token in ("post", "rev", "r"):
-            key.append((2, token))
-        else:
-            key.append((0, token))
-    key.append((1, ""))
-    return (1, tuple(key))
+    text = version.strip().lower()
+    found = _PEP440.fullmatch(text)
+    if found is None:
+        text = text.lstrip("v")
+        if not text[:1].isdigit():
+            return (0, text)
+        return (1, tuple((1, int(t)) if t.isdigit() else (0, t) for t in re.findall(r"\d+|[a-z]+", text)))
+    release = [int(n) for n in found["release"].split(".")]
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    has_post = found["post"] is not None or found["post_implicit"] is not None
+    if found["pre"] is not None:
+        pre: tuple[int, int] = (_PRE_RANK[found["pre"]], int(found["pre_n"] or 0))
+    elif found["dev"] is not None and not has_post:
+        pre = (-1, 0)  # 1.0.dev1 comes before 1.0a1
+    else:
+        pre = (3, 0)
+    post = (1, int(found["post_implicit"] or found["post_n"] or 0)) if has_post else (0, 0)
+    dev = (0, int(found["dev_n"] or 0)) if found["dev"] is not None else (1, 0)
+    local = tuple((1, int(t), "") if t.isdigit() else (0, 0, t) for t in re.split(r"[-_.]", found["local"] or "") if t)
+    return (2, int(found["epoch"] or 0), tuple(release), pre, post, dev, local)
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\x1b``, ``\\n``).
+
+    Collected values come from whoever sent the request: printed raw, an ESC could
+    recolour or rewrite the terminal and a newline could forge a line of output.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def adoption(rows: Iterable[dict[str, object]], fields: Sequence[str] = DEFAULT_FIELDS) -> Report:
@@ -125,8 +164,8 @@ def format_table(report: Report) -> str:
     """The report as an aligned plain-text table with a total line."""
     if report.total == 0:
         return "no pings yet"
-    header = [*report.fields, "pings", "share"]
-    body = [[*key, str(count), f"{share:.1%}"] for key, count, share in report.groups]
+    header = [printable(f) for f in (*report.fields, "pings", "share")]
+    body = [[*(printable(k) for k in key), str(count), f"{share:.1%}"] for key, count, share in report.groups]
     footer = ["total", *([""] * (len(report.fields) - 1)), str(report.total), "100.0%"]
     table = [header, *body, footer]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

@@ -4,6 +4,7 @@ subprocess with a clean environment, against real files and real loopback server
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import signal
@@ -228,6 +229,10 @@ def test_init_adds_one_line_keeps_every_byte_and_is_idempotent(tmp_path):
     (b"#!/usr/bin/env python\n# -*- coding: latin-1 -*-\nX = '\xe9'\n",
      b"#!/usr/bin/env python\n# -*- coding: latin-1 -*-\nLINE\nX = '\xe9'\n"),
     (b"import os\n", b"LINE\nimport os\n"),
+    # review regressions: a UTF-8 BOM is kept once; a cookie on line 2 after a blank line stays on line 2
+    (b'\xef\xbb\xbf"""d"""\n', b'\xef\xbb\xbf"""d"""\nLINE\n'),
+    (b"\xef\xbb\xbfimport os\n", b"\xef\xbb\xbfLINE\nimport os\n"),
+    (b'\n# -*- coding: latin-1 -*-\nx = "\xe9"\n', b'\n# -*- coding: latin-1 -*-\nLINE\nx = "\xe9"\n'),
 ])
 def test_init_placement(tmp_path, source, expected):
     package = tmp_path / "pkg"
@@ -238,6 +243,7 @@ def test_init_placement(tmp_path, source, expected):
     written = (package / "__init__.py").read_bytes()
     line = rb"from scarf_autoping import autoping; autoping\('pkg', 'http://127.0.0.1:9/\{package\}'\)  # [^\r\n]*"
     assert re.sub(line, b"LINE", written) == expected
+    compile(written, "__init__.py", "exec")  # Python still reads it (with its encoding)
     assert (tmp_path / "TELEMETRY.md").is_file()  # no project file: the package dir's parent
 
 
@@ -308,12 +314,111 @@ def test_init_package_pings_the_collector_and_shows_in_report(tmp_path):
 
 
 def test_demo_shows_the_ping_and_the_report_even_with_opt_outs_set():
-    result = cli("demo", env=child_env(CI="true", DO_NOT_TRACK="1", SCARF_AUTOPING_PINGED="demo-pkg"), timeout=30)
+    result = cli("demo", env=child_env(CI="true", DO_NOT_TRACK="1", SCARF_AUTOPING_PINGED="demo-pkg",
+                                       DEMO_PKG_NO_ANALYTICS="1"), timeout=30)
     assert result.returncode == 0, result
     assert result.stderr == ""
     out = result.stdout
-    assert "removed CI, DO_NOT_TRACK, SCARF_AUTOPING_PINGED from the child's environment" in out
+    assert ("removed CI, DO_NOT_TRACK, SCARF_AUTOPING_PINGED, DEMO_PKG_NO_ANALYTICS from the child's environment"
+            in out)
     assert f"GET /telemetry/demo-pkg/1.0.0/{platform.system().lower()}/{platform.python_version()}/" in out
     assert "user agent: scarf-autoping/" in out
     assert any(line.split()[:2] == ["1.0.0", platform.system().lower()] and line.split()[-2:] == ["1", "100.0%"]
                for line in out.splitlines())
+
+
+def test_demo_child_timeout_is_one_line(tmp_path, monkeypatch, capsys):
+    """The child hangs (a sitecustomize that sleeps): one error line, exit 1, no traceback."""
+    from scarf_autoping import cli as cli_module
+
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    (hang / "sitecustomize.py").write_text("import time\ntime.sleep(30)\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(hang))
+    monkeypatch.setattr(cli_module, "DEMO_TIMEOUT", 0.5)
+    assert cli_module.main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err == "scarf-autoping demo: error: the child process importing demo_pkg did not finish within 0.5 s; " \
+                  "it was stopped\n"
+
+
+def test_demo_child_that_cannot_start_is_one_line(tmp_path, monkeypatch, capsys):
+    from scarf_autoping import cli as cli_module
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    assert cli_module.main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("scarf-autoping demo: error: cannot start the child process") and err.count("\n") == 1
+
+
+def test_a_closed_stdout_exits_1_quietly():
+    """``scarf-autoping demo | head -1``: the reader is gone; no 'Exception ignored' noise."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([SCRIPT, "demo"], env=child_env(), stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_init_writes_nothing_when_the_notice_cannot_be_written(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_bytes(b'"""doc"""\n')
+    result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}", "--notice",
+                 "/proc/scarf-autoping-nope/TELEMETRY.md")
+    assert_one_line_error(result, 1, "cannot write")
+    assert (package / "__init__.py").read_bytes() == b'"""doc"""\n'
+
+
+def test_init_rolls_back_the_new_notice_when_init_py_cannot_be_written(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write into read-only directories")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_bytes(b'"""doc"""\n')
+    package.chmod(0o555)  # __init__.py cannot be replaced
+    try:
+        result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}")
+    finally:
+        package.chmod(0o755)
+    assert_one_line_error(result, 1, "cannot write")
+    assert not (tmp_path / "TELEMETRY.md").exists()
+
+
+def test_init_writes_through_a_symlinked_init_py(tmp_path):
+    real = tmp_path / "real_init.py"
+    real.write_bytes(b'"""doc"""\n')
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").symlink_to(real)
+    result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}")
+    assert result.returncode == 0, result
+    assert (package / "__init__.py").is_symlink()
+    assert b"autoping('pkg', 'http://127.0.0.1:9/{package}')" in real.read_bytes()
+    assert (tmp_path / "TELEMETRY.md").stat().st_mode & 0o777 == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_init_output_in_an_ascii_terminal_is_escaped_not_a_traceback(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_bytes(b"")
+    result = cli("init", str(package), "--endpoint", "http://127.0.0.1:9/{package}/caf\u00e9",
+                 env=child_env(PYTHONIOENCODING="ascii"))
+    assert result.returncode == 0, result
+    assert "Traceback" not in result.stderr
+    assert "caf\\xe9" in result.stdout
+
+
+def test_status_follows_the_library_order_already_pinged_before_ci():
+    result = cli("status", "--package", "stat-pkg", env=child_env(CI="true", SCARF_AUTOPING_PINGED="stat-pkg"))
+    assert result.returncode == 0
+    assert result.stdout.startswith("off for stat-pkg in this process tree: a parent process already pinged it")

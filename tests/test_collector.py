@@ -313,3 +313,251 @@ def test_adoption_groups_and_falls_back_to_path():
     assert fallback.by_path and fallback.fields == ("path",)
     assert "grouped by path" in format_table(fallback)
     assert format_table(adoption([], ["version"])) == "no pings yet"
+
+
+# --------------------------------------------------------------------------
+# Review regressions: stdout, escaping, shutdown race, foreign databases, limits
+# --------------------------------------------------------------------------
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the collector never listened")
+
+
+def test_a_stdout_nobody_reads_does_not_stop_storing_or_stopping(tmp_path):
+    """stdout is a pipe that is never read: every ping is still answered and stored, and
+    SIGTERM still stops the collector promptly (the printer drops lines instead of blocking)."""
+    from helpers import free_port
+
+    db = tmp_path / "pipe.sqlite"
+    port = free_port()
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen([SCRIPT, "collect", "--port", str(port), "--db", str(db)], env=child_env(),
+                                stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        os.close(write_end)
+        try:
+            _wait_listening(port, proc)
+            long_path = "/p/" + "x" * 400
+            answers = [_raw(port, f"GET {long_path}/{i} HTTP/1.1\r\n\r\n".encode())[:12] for i in range(400)]
+            assert answers == [b"HTTP/1.1 200"] * 400  # ~170 KB of lines: far over a pipe's 64 KiB
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            proc.wait(timeout=8)
+            assert time.monotonic() - started < 5
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+    finally:
+        os.close(read_end)
+    assert proc.returncode == 0
+    with sqlite3.connect(str(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM pings").fetchone()[0] == 400
+
+
+def test_control_characters_are_escaped_in_the_ping_line_and_the_report(collect):
+    server = collect("--route", "/t/{package}/{version}")
+    forged = "/t/%1b%5b31mRED%1b%5b0m/1.0%0a2099-01-01T00:00:00.000Z%20%20GET%20%2Fforged"
+    assert server.get(forged) == 200
+    assert server.stop() == 0
+    assert "\x1b" not in server.stdout
+    ping_lines = [line for line in server.stdout.splitlines() if " GET /t/" in line]
+    assert len(ping_lines) == 1
+    assert "package=\\x1b[31mRED\\x1b[0m version=1.0\\n2099-01-01T00:00:00.000Z  GET /forged" in ping_lines[0]
+    assert not any(line.startswith("2099") for line in server.stdout.splitlines())
+    report = subprocess.run([SCRIPT, "report", "--db", str(server.db), "--by", "package"], env=child_env(),
+                            capture_output=True, text=True, timeout=10, check=False)
+    assert report.returncode == 0, report
+    assert "\x1b" not in report.stdout and "\\x1b[31mRED\\x1b[0m" in report.stdout
+
+
+def test_a_request_once_stopping_has_begun_gets_503_not_a_lost_200(tmp_path):
+    from scarf_autoping.collector import Collector
+
+    collector = Collector("127.0.0.1", 0, tmp_path / "race.sqlite").start()
+    try:
+        assert _raw(collector.port, b"GET /before HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        collector.store.close()  # what stop() does after the server stops accepting
+        assert _raw(collector.port, b"GET /late HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+    finally:
+        collector.stop()
+    with sqlite3.connect(str(tmp_path / "race.sqlite")) as conn:
+        assert [r[0] for r in conn.execute("SELECT path FROM pings")] == ["/before"]
+
+
+def test_a_full_queue_answers_503_instead_of_growing(tmp_path):
+    import threading
+
+    from scarf_autoping.collector import Collector
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(record: dict[str, object]) -> None:
+        entered.set()
+        release.wait(10)
+
+    collector = Collector("127.0.0.1", 0, tmp_path / "q.sqlite", on_ping=slow, max_queue=2).start()
+    try:
+        assert _raw(collector.port, b"GET /0 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert entered.wait(5)  # the writer is now stuck in the callback
+        assert _raw(collector.port, b"GET /1 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert _raw(collector.port, b"GET /2 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert _raw(collector.port, b"GET /3 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+    finally:
+        release.set()
+        collector.stop()
+    assert collector.store.stored == 3
+
+
+def test_a_foreign_sqlite_file_is_refused_and_left_alone(tmp_path):
+    db = tmp_path / "other.sqlite"
+    with sqlite3.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE pings (id INTEGER PRIMARY KEY, host TEXT)")
+        conn.execute("PRAGMA user_version = 42")
+    before = db.read_bytes()
+    result = _start_error("--db", str(db))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "is not a scarf-autoping collector database" in result.stderr
+    assert db.read_bytes() == before
+    other = tmp_path / "app.sqlite"
+    with sqlite3.connect(str(other)) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    assert "other tables (users)" in _start_error("--db", str(other)).stderr
+
+
+def test_the_database_is_created_only_once_the_port_is_bound(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = _start_error("--db", str(tmp_path / "never.sqlite"), "--port", str(busy.getsockname()[1]))
+    assert result.returncode == 1 and "cannot listen" in result.stderr
+    assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_collect_on_ipv6_loopback(tmp_path):
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    proc = subprocess.Popen([SCRIPT, "collect", "--host", "::1", "--port", "0", "--db", str(tmp_path / "v6.sqlite")],
+                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("collecting on http://[::1]:"), (first, proc.stderr.read())
+        port = int(first.split()[2].rsplit(":", 1)[1])
+        with socket.create_connection(("::1", port), timeout=5) as sock:
+            sock.sendall(b"GET /six HTTP/1.1\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "stopped; 1 ping(s) stored" in out
+
+
+@pytest.mark.parametrize("data", [
+    "POST /sup HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("utf-8"),
+    b"POST /long HTTP/1.1\r\nContent-Length: " + b"9" * 4400 + b"\r\n\r\n",
+    b"POST /twice HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+])
+def test_a_malformed_content_length_gets_400(collect, data):
+    server = collect()
+    assert _raw(server.port, data).startswith(b"HTTP/1.1 400"), data[:60]
+    assert server.get("/still-alive") == 200
+    assert server.stop() == 0
+    assert [r["path"] for r in server.rows()] == ["/still-alive"]
+
+
+def test_a_slow_client_is_cut_off_at_the_request_deadline(tmp_path):
+    from scarf_autoping.collector import Collector
+
+    collector = Collector("127.0.0.1", 0, tmp_path / "slow.sqlite", request_deadline=1.0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /slow HTTP/1.1\r\n")
+            closed = False
+            while time.monotonic() - started < 4 and not closed:
+                try:
+                    sock.sendall(b"X")  # one byte every 0.2 s: each read is well within the per-read timeout
+                    sock.settimeout(0.2)
+                    closed = sock.recv(100) == b""
+                except socket.timeout:
+                    continue
+                except OSError:
+                    closed = True
+            elapsed = time.monotonic() - started
+        assert closed and elapsed < 3, elapsed
+    finally:
+        collector.stop()
+    assert collector.store.stored == 0
+
+
+def test_connections_over_the_cap_get_503_and_the_server_recovers(tmp_path):
+    from scarf_autoping.collector import Collector
+
+    collector = Collector("127.0.0.1", 0, tmp_path / "cap.sqlite", max_connections=3).start()
+    silent = []
+    try:
+        silent = [socket.create_connection(("127.0.0.1", collector.port)) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while collector.server.active_connections < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert collector.server.active_connections == 3
+        assert _raw(collector.port, b"GET /over HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+        for sock in silent:
+            sock.close()
+        while collector.server.active_connections and time.monotonic() < deadline + 5:
+            time.sleep(0.02)
+        assert _raw(collector.port, b"GET /after HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in silent:
+            sock.close()
+        collector.stop()
+
+
+def test_report_survives_a_row_with_invalid_variables_json(tmp_path):
+    db = tmp_path / "bad.sqlite"
+    with sqlite3.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE pings (id INTEGER PRIMARY KEY, received_at TEXT, method TEXT, path TEXT, "
+                     "query TEXT, variables TEXT, user_agent TEXT, client_ip TEXT, body TEXT)")
+        conn.execute("INSERT INTO pings (received_at, method, path, query, variables) VALUES "
+                     "('t', 'GET', '/x', 'version=2.0', '{not json')")
+    report = subprocess.run([SCRIPT, "report", "--db", str(db)], env=child_env(), capture_output=True, text=True,
+                            timeout=10, check=False)
+    assert report.returncode == 0 and report.stderr == "", report
+    assert report.stdout.splitlines()[2].split() == ["2.0", "1", "100.0%"]
+
+
+@pytest.mark.parametrize(("lower", "higher"), [
+    ("2.0.0.dev0", "2.0b1"), ("2.0b1", "2.0"), ("2.0.0.dev0", "2.0"), ("1.0.0", "1.0.post1"),
+    ("1.0.dev1", "1.0c1"), ("1.0c1", "1.0"), ("1.0rc1", "1.0+local"), ("1.0", "1.0+local"), ("9.9", "1!0.1"),
+    ("1.0a1", "1.0b1"), ("1.0alpha2", "1.0beta1"), ("1.0.post1.dev1", "1.0.post1"), ("1.0a1.dev1", "1.0a1"),
+    ("1.9", "1.10"), ("unknown", "0.0.1"), ("1.0-foo", "0.1"),
+])
+def test_version_order_follows_pep_440(lower, higher):
+    assert version_key(lower) < version_key(higher)
+
+
+def test_equal_versions_in_pep_440_have_equal_keys():
+    assert version_key("1.0") == version_key("1.0.0") == version_key("v1.0.0")
+    assert version_key("1.0.post1") == version_key("1.0-1") == version_key("1.0.r1")
+    assert version_key("1.0rc1") == version_key("1.0c1") == version_key("1.0.pre1")
+
+
+def test_route_rejects_what_autoping_rejects():
+    with pytest.raises(CollectorError, match="user name or password"):
+        Route("http://user@example.invalid/t/{package}")
+    with pytest.raises(CollectorError, match="host and port must be written out"):
+        Route("http://{package}/t")
