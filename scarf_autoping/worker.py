@@ -234,9 +234,11 @@ def write_stderr(text: str) -> None:
 
 
 #: The most a fork waits for the worker's import phase. Normally the phase ends within
-#: milliseconds; the bound only matters if another library's newer fork hook holds a lock
-#: the worker needs, where waiting forever would freeze the host.
-FORK_WAIT = 1.0
+#: a fraction of a second; on a heavily loaded machine it can take seconds, and a fork
+#: that went ahead mid-import would give the child half-held import locks. The bound
+#: only matters if another library's newer fork hook holds a lock the worker needs,
+#: where waiting forever would freeze the host.
+FORK_WAIT = 5.0
 
 _fork_owner: "int | None" = None  # the thread running our before-fork hook
 _fork_depth = 0  # our hooks can be registered twice (see _warm_up); only the outermost acts
@@ -259,9 +261,40 @@ def _before_fork() -> None:
         return
     # A fork running in another thread holds this lock until its own fork is done.
     _face._registry_lock.acquire()
-    imported = _import_lock.acquire(timeout=FORK_WAIT)
+    imported = _wait_for_import_phase()
     state = _state_lock.acquire(timeout=FORK_WAIT)
     _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state)
+
+
+def _wait_for_import_phase() -> bool:
+    """Take the import lock, waiting for the worker's import phase to end.
+
+    If ``logging``'s own fork hook ran before ours (it registers itself in the middle of
+    ``logging``'s import, which the worker may be running right now), this thread holds
+    ``logging``'s lock while the worker needs it to finish importing: let go of it while
+    waiting, then take it back, so ``logging``'s after-fork hooks find it as they left it.
+    """
+    if _import_lock.acquire(timeout=0.05):
+        return True
+    held = _logging_lock_held_here()
+    if held is None:
+        return _import_lock.acquire(timeout=FORK_WAIT)
+    held.release()
+    try:
+        return _import_lock.acquire(timeout=FORK_WAIT)
+    finally:
+        held.acquire()
+
+
+def _logging_lock_held_here() -> "threading.RLock | None":
+    """``logging``'s module lock when the current thread holds it (once), else None."""
+    try:
+        lock = getattr(sys.modules.get("logging"), "_lock", None)
+        if lock is not None and lock._is_owned():
+            return lock
+    except Exception:  # noqa: BLE001 - another logging implementation: just wait
+        pass
+    return None
 
 
 def _leave_fork() -> bool:

@@ -509,7 +509,9 @@ STRICT_FLAGS = {
         ("status:503", "", "failed", 1),
         ("redirect:http://localhost:9/elsewhere", "", "sent", 1),
         ("hang", "timeout=0.3", "failed", 1),
-        ("hang", "exit_timeout=0.3", "pending", 1),
+        # 0.6 s: time enough, even on a loaded machine, for the worker to import its
+        # dependencies and put the request on the wire before the exit wait runs out.
+        ("hang", "exit_timeout=0.6", "pending", 1),
     ],
     ids=["ok", "refused", "503", "redirect", "timeout", "exit-in-flight"],
 )
@@ -523,7 +525,7 @@ def test_strict_interpreter_sees_no_warning_at_all(tmp_path, site, make_collecto
         base = server.url
     autoping_package(site, "pkg_strict", base + ROUTE, args=args)
     outcome = run_host(tmp_path, site, ["pkg_strict"], args=STRICT_FLAGS[flags])
-    assert_unnoticed(outcome, 0.3 if "exit_timeout" in args else 1.0)
+    assert_unnoticed(outcome, 0.6 if "exit_timeout" in args else 1.0)
     assert outcome.ping("pkg_strict")[0] == status, outcome
     if server is not None:
         assert len(server.settle(0.1)) == count
