@@ -47,11 +47,6 @@ MAX_SECONDS = 3600.0
 
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
-#: The statuses a :class:`Ping` moves through: ``pending`` -> ``sent`` | ``failed``,
-#: or ``disabled`` from the start.
-STATUSES = ("disabled", "pending", "sent", "failed")
-
-
 class Ping:
     """One ping (or event) and what became of it.
 
@@ -59,7 +54,7 @@ class Ping:
         package: the package name the ping is for.
         url: the expanded URL once the background worker has built it; ``None`` while
             pending and when disabled.
-        status: ``"disabled"``, ``"pending"``, ``"sent"`` or ``"failed"``.
+        status: ``"pending"``, then ``"sent"`` or ``"failed"``; or ``"disabled"`` from the start.
         reason: a short text saying why it is disabled or failed (or the HTTP status once sent).
         exit_timeout: the most seconds interpreter exit may wait for this ping.
     """
