@@ -2,12 +2,14 @@
 
     from scarf_autoping import autoping; autoping("my-package", "https://my-package.gateway.scarf.sh/t/{package}/{version}/{platform}/{python}/{arch}/{distro}")
 
-On import of the host package, one HTTP GET per process is sent from a background daemon
-thread to the author's endpoint. Importing the host package stays fast and silent; users
-opt out with ``DO_NOT_TRACK=1``, ``SCARF_NO_ANALYTICS=1`` or ``<PACKAGE>_NO_ANALYTICS=1``.
+On import of the host package, one HTTP GET per process is sent to the author's endpoint,
+after a deferral and by a detached sender process (see :mod:`scarf_autoping.worker`).
+Importing the host package stays fast and silent; users opt out with ``DO_NOT_TRACK=1``,
+``SCARF_NO_ANALYTICS=1`` or ``<PACKAGE>_NO_ANALYTICS=1``.
 
 This module is on the host's import path, so it imports only what it must: ``requests``,
-``distro`` and ``importlib.metadata`` are imported by the background worker.
+``distro`` and ``importlib.metadata`` are imported by the detached sender (or, where
+there can be none, by the background worker), never on the importing thread.
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
@@ -16,7 +18,7 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 import os
 from _thread import RLock
 
-from . import policy
+from . import host, policy
 from .template import TemplateError, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
@@ -45,6 +47,9 @@ BUILTIN_NAMES = (
 #: The largest ``timeout`` or ``exit_timeout`` accepted, in seconds (an hour).
 MAX_SECONDS = 3600.0
 
+#: What becomes of a ping that has not gone out when the interpreter exits.
+ON_EXIT = ("handoff", "wait", "drop")
+
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
 class Ping:
@@ -52,9 +57,11 @@ class Ping:
 
     Attributes:
         package: the package name the ping is for.
-        url: the expanded URL once the background worker has built it; ``None`` while
-            pending and when disabled.
-        status: ``"pending"``, then ``"sent"`` or ``"failed"``; or ``"disabled"`` from the start.
+        url: the expanded URL once it is known (reported by the sender); ``None`` while
+            pending, when disabled and when handed over at exit.
+        status: ``"pending"``, then one of ``"sent"``, ``"failed"``, ``"handed-over"`` (a
+            detached process sends it after this one has gone on or exited) and
+            ``"dropped"`` (``on_exit="drop"``); or ``"disabled"`` from the start.
         reason: a short text saying why it is disabled or failed (or the HTTP status once sent).
         exit_timeout: the most seconds interpreter exit may wait for this ping.
     """
@@ -62,16 +69,20 @@ class Ping:
     __slots__ = ("_done", "exit_timeout", "package", "reason", "status", "url")
 
     def __init__(self, package: str, exit_timeout: float = 1.0) -> None:
-        # ``threading`` is imported here, on the caller's thread, only for a ping that
-        # will be sent: an opted-out host never imports it on our account.
-        import threading
-
         self.package = package
         self.url: str | None = None
         self.status = "pending"
         self.reason: str | None = None
         self.exit_timeout = exit_timeout
-        self._done: threading.Event | None = threading.Event()
+        self._done: object | None = None
+        self._renew()
+
+    def _renew(self) -> None:
+        """A fresh 'settled' lock: held until the ping is settled (also after a fork)."""
+        allocate_lock, _ = host.thread_primitives()
+        done = allocate_lock()
+        done.acquire()  # type: ignore[attr-defined]
+        self._done = done
 
     @classmethod
     def disabled(cls, package: str, reason: "str | None") -> "Ping":
@@ -86,16 +97,30 @@ class Ping:
         return ping
 
     def wait(self, timeout: "float | None" = None) -> bool:
-        """Block until the ping is settled (at most ``timeout`` seconds); True once delivered."""
-        if self._done is not None:
-            self._done.wait(timeout)
+        """Send now and block until settled (at most ``timeout`` seconds); True once delivered.
+
+        Ends the worker's deferral, so a program that needs the outcome does not wait for it.
+        """
+        done = self._done
+        if done is not None:
+            if self.status == "pending":
+                from . import worker
+
+                worker.hurry()
+            if done.acquire(True, -1 if timeout is None else max(0.0, timeout)):  # type: ignore[attr-defined]
+                done.release()  # type: ignore[attr-defined]
         return self.status == "sent"
 
     def _resolve(self, status: str, reason: "str | None" = None) -> None:
+        if self.status != "pending":
+            return
         self.status = status
         self.reason = reason
         if self._done is not None:
-            self._done.set()
+            try:
+                self._done.release()  # type: ignore[attr-defined]
+            except RuntimeError:
+                pass
 
     def __repr__(self) -> str:
         return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason})" if self.reason else "") + ">"
@@ -114,8 +139,9 @@ def autoping(
     timeout: float = 3.0,
     exit_timeout: float = 1.0,
     skip_ci: bool = True,
+    on_exit: str = "handoff",
 ) -> "Ping":
-    """Send one adoption ping for ``package`` from a background thread; return its :class:`Ping`.
+    """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
     Args:
         package: distribution name (an import name also works) used for the version
@@ -125,19 +151,29 @@ def autoping(
         version: overrides the installed metadata (``"unknown"`` when there is none).
         variables: extra values for the template (names must not clash with built-ins).
         timeout: seconds for the whole request.
-        exit_timeout: the most interpreter exit may wait for this ping while in flight.
+        exit_timeout: the most interpreter exit may wait for this ping (``on_exit="wait"``,
+            or where no detached sender can be started).
         skip_ci: send nothing when a CI environment is detected.
+        on_exit: what happens to a ping that has not gone out when the interpreter exits:
+            ``"handoff"`` (default) gives it to a detached sender process and exits at once;
+            ``"wait"`` never starts a process: the host sends it and exit waits at most
+            ``exit_timeout``; ``"drop"`` drops it.
 
     Raises:
         TemplateError: the template is malformed, is not http(s), or names a variable
             that is neither built-in nor in ``variables``.
         ValueError: another argument is wrong.
 
-    Everything else (network, metadata, odd platforms) is settled silently in the
-    background: see ``Ping.status`` and ``Ping.reason``. Calling again for the same
-    package in the same process returns the same :class:`Ping` and sends nothing more.
+    Everything else (network, metadata, odd platforms, a sub-interpreter) is settled
+    silently: see ``Ping.status`` and ``Ping.reason``. Calling again for the same package
+    in the same process returns the same :class:`Ping` and sends nothing more.
     """
     extra = _check_arguments(package, template, version, variables, timeout, exit_timeout)
+    if on_exit not in ON_EXIT:
+        raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
+    if not host.main_interpreter():
+        # No thread, no hook, no marker: the process's ping comes from its main interpreter.
+        return Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
     key = policy.normalize(package)
     with _registry_lock:
         existing = _registry.get(key)
@@ -149,17 +185,39 @@ def autoping(
         if not decision.enabled:
             ping = _registry[key] = Ping.disabled(package, decision.reason)
             if debug:
-                from .worker import debug as write_debug
+                from .output import debug as write_debug
 
                 write_debug(f"{package}: disabled ({decision.reason})")
             return ping
         ping = _registry[key] = Ping(package, exit_timeout)
         # Children that inherit this environment (spawn, forkserver, subprocess) skip it.
-        env[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
+        try:
+            env[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
+        except Exception:  # noqa: BLE001 - an environment that refuses the write: children may ping too
+            pass
 
     from . import worker
 
-    worker.submit(worker.Job(ping, _preparer(ping, template, version, extra, decision.ci), _sender(timeout), debug))
+    spec = {
+        "method": "GET",
+        "template": template,
+        "package": package,
+        "version": version,
+        "variables": extra,
+        "ci": decision.ci,
+        "timeout": float(timeout),
+    }
+    worker.submit(
+        worker.Job(
+            ping,
+            spec,
+            _preparer(ping, template, version, extra, decision.ci),
+            _sender(timeout),
+            detach=on_exit == "handoff",
+            on_exit=on_exit,
+            debug=debug,
+        )
+    )
     return ping
 
 

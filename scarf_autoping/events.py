@@ -126,12 +126,12 @@ def encode(properties: object) -> bytes:
 def _say(*lines: str, on_worker: bool = False) -> None:
     """Write verbose lines to stderr in one write (only ever called when verbose).
 
-    From the background worker, through :func:`worker.write_stderr`, which cannot
+    From the background worker, through :func:`output.write_stderr`, which cannot
     abort interpreter exit when stderr is a full pipe.
     """
     text = "".join(line + "\n" for line in lines)
     if on_worker:
-        from .worker import write_stderr
+        from .output import write_stderr
 
         write_stderr(text)
         return
@@ -257,7 +257,8 @@ class ScarfEventLogger:
 
     def _submit(self, properties: Mapping[str, object], body: bytes, seconds: float, reason: str | None) -> Ping:
         """Queue one event on the shared worker; a ``disabled`` Ping when opted out."""
-        from . import Ping, worker
+        from . import Ping, host
+        from .output import debug as write_debug
 
         label = _label(properties)
         env = os.environ
@@ -266,13 +267,23 @@ class ScarfEventLogger:
             if self.verbose:
                 _say(f"Analytics are disabled via environment variables ({reason})")
             if debug:
-                worker.debug(f"{label}: disabled (opted out by {reason})")
+                write_debug(f"{label}: disabled (opted out by {reason})")
             return Ping.disabled(label, f"opted out by {reason}")
+        if not host.main_interpreter():
+            return Ping.disabled(label, "in a sub-interpreter: background events need the main interpreter")
         if self.verbose:
             self._say_sending(properties, seconds, "Sending event in the background:")
+        from . import worker
+
         ping = Ping(label, min(self.exit_timeout, seconds))
         ping.url = self.endpoint_url
-        worker.submit(worker.Job(ping, _prepare, _sender(self.endpoint_url, body, seconds, self.verbose), debug))
+        spec = {"method": "POST", "url": self.endpoint_url, "body": body.decode("utf-8"), "timeout": float(seconds),
+                "event": True}
+        # While the program runs, events go out from its worker thread (they are many, and
+        # a process each would cost more than the send); what is left at exit is handed over.
+        job = worker.Job(ping, spec, _prepare, _sender(self.endpoint_url, body, seconds, self.verbose),
+                         detach=False, debug=debug)
+        worker.submit(job)
         return ping
 
 

@@ -112,18 +112,31 @@ def ci_reason(env: "Mapping[str, str]") -> "str | None":
     return None
 
 
+def marker_name(package: str) -> str:
+    """The package as it is listed in :data:`PINGED`: normalised, then ASCII only.
+
+    Every byte of the UTF-8 form outside printable ASCII (and ``%``, ``,``) becomes
+    ``%XX``, so the value can be written to the environment under any locale (a C locale
+    without UTF-8 mode cannot encode ``é``).
+    """
+    out = []
+    for byte in normalize(package).encode("utf-8", "surrogatepass"):
+        out.append(chr(byte) if 0x20 < byte < 0x7F and byte not in (0x25, 0x2C) else f"%{byte:02X}")
+    return "".join(out)
+
+
 def already_pinged(env: "Mapping[str, str]", package: str) -> bool:
     """True when a parent process recorded in :data:`PINGED` that it pinged this package."""
     listed = env.get(PINGED)
     if not listed:
         return False
-    return normalize(package) in listed.split(",")
+    return marker_name(package) in listed.split(",")
 
 
 def mark_pinged(env_value: "str | None", package: str) -> str:
     """The new value of :data:`PINGED` after adding ``package`` to ``env_value``."""
     names = [n for n in (env_value or "").split(",") if n]
-    key = normalize(package)
+    key = marker_name(package)
     if key not in names:
         names.append(key)
     return ",".join(names)

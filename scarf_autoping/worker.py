@@ -1,28 +1,54 @@
-"""One background daemon thread that sends pings and events, and never blocks the host.
+"""The delivery engine: nothing of ours runs while the host is busy, and the host never waits.
 
-* The thread exists only while it has work: it starts when a job is submitted and ends
-  when the queue is empty, so a host that forks later sees a single-threaded process.
-* Interpreter exit waits for jobs still in flight, for at most the largest
-  ``exit_timeout`` among them; with nothing in flight, exit is not delayed at all.
-* Fork safety: the worker holds ``_import_lock`` while it imports ``requests``/``distro``
-  and reads metadata. ``os.register_at_fork`` hooks take the same lock before a fork, so
-  a fork waits for the import phase instead of giving the child an import lock held by
-  a thread that does not exist there. The child starts with a fresh, empty worker and
-  never re-sends what its parent had queued or in flight.
-* Nothing escapes: every failure becomes a job status, never an exception or output.
+One raw OS thread (``_thread``, not ``threading``) serves every package in the process:
+
+1. **Deferral.** The thread first waits :data:`DEFERRAL` seconds on a lock, with the GIL
+   released and nothing imported. A host that forks, monkey-patches or imports right
+   after importing an adopting package never meets a busy thread. ``Ping.wait()`` ends
+   the deferral at once.
+2. **Delivery.** Then it hands the pings to a detached sender process
+   (:mod:`scarf_autoping.spawn`): spawning costs the host well under a millisecond, and
+   ``requests``, ``ssl`` and ``distro`` are never imported in the host. The thread reads
+   each outcome from a pipe, settles the :class:`~scarf_autoping.Ping` and reaps the
+   process. Where no sender can be started (Windows, frozen applications, a failed
+   spawn) and for background events, the thread sends from the host with
+   :mod:`scarf_autoping.transport`, as an ordinary background worker.
+3. **Exit.** At interpreter exit, pings that have not gone out are handed to a detached
+   sender and the host exits at once (``on_exit="handoff"``, the default); with
+   ``on_exit="wait"`` the host sends them and waits at most ``exit_timeout``; with
+   ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
+   and never sent twice. Ctrl-C ends any wait at exit, and the process dies of SIGINT.
+4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
+   until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
+   our account and the child inherits nothing. The parent's queued pings then go to a
+   detached sender right away (a thread restarted in the after-fork hook would be counted
+   by CPython 3.13's warning). A thread that is busy sending from the host cannot be
+   stopped; the fork then waits for its import phase, as a fork must.
+
+Processes that fork from C (uWSGI) or cannot have our threads (sub-interpreters) never
+get here with a thread: see :func:`submit` and ``scarf_autoping.autoping``.
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
 """
 
+import _thread
 import atexit
 import os
 import sys
-import threading
 import time
-from collections import deque
+
+try:  # eventlet patches os.read and os.waitpid; the posix module itself is never patched
+    import posix as _posix
+except ImportError:  # pragma: no cover - Windows: no detached sender, nothing to read or reap
+    _posix = os
 
 import scarf_autoping as _face
+
+from . import host, spawn
+from .output import debug, write_stderr
+
+__all__ = ["DEFERRAL", "Job", "debug", "flush", "hurry", "submit", "write_stderr"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,107 +56,337 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from . import Ping
 
-#: Held by the worker across its import and preparation phase; taken by the fork hooks.
-_import_lock = threading.RLock()
-#: Guards the queue, the pending list and the thread handle.
-_state_lock = threading.Lock()
-_settled = threading.Condition(_state_lock)
+#: Seconds the worker waits before it does anything. Long enough for what hosts do
+#: right after their imports (gunicorn --preload forks within milliseconds, uWSGI at
+#: once, apps monkey-patch next), short enough that a process living a few seconds
+#: still reports from inside, with its outcome in ``Ping.status``.
+DEFERRAL = 1.0
+#: Seconds between two looks at a sender's result pipe while one is out.
+POLL = 0.02
+#: The most a fork waits for our idle thread to stop.
+STOP_WAIT = 0.5
+#: The most a fork waits for a thread that is sending from the host to finish importing.
+FORK_WAIT = 5.0
+#: Seconds allowed beyond a sender's own bound before it is given up on.
+SENDER_SLACK = 2.0
 
-_queue: "deque[Job]" = deque()
-_pending: "list[Ping]" = []
-_thread: "threading.Thread | None" = None
-_atexit_registered = False
-_warmed = False
+_allocate_lock, _start_new_thread = host.thread_primitives()
+_get_native_id = getattr(_thread, "get_native_id", None)
+
+#: Guards all the state below. Held only for list and flag updates, never across I/O.
+_lock = _allocate_lock()
+#: Held while nothing happens; released to wake the thread (deferral over, work, stop).
+_wake = _allocate_lock()
+_wake.acquire()
+#: Held by the thread while it imports for a send from the host; taken by the fork hooks.
+_import_lock = _allocate_lock()
+#: Never released: acquiring it with a timeout is a sleep that green libraries cannot patch.
+_nap = _allocate_lock()
+_nap.acquire()
 
 
 class Job:
-    """Work for the thread: ``prepare()`` runs under the import lock (imports, facts,
-    metadata, URL building) and returns what ``send(prepared)`` needs; ``send`` does the
-    network I/O and returns ``(status, reason)``. ``debug`` prints one line on stderr."""
+    """One ping or event for the worker.
 
-    __slots__ = ("debug", "ping", "prepare", "send")
+    ``spec`` is what a detached sender needs (plain data, see :mod:`scarf_autoping.sender`).
+    ``prepare()`` (imports, facts, the URL) and ``send(prepared) -> (status, reason)`` are
+    how the host sends it itself. ``detach``: deliver through a detached sender while the
+    host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``.
+    """
+
+    __slots__ = ("debug", "detach", "on_exit", "ping", "prepare", "send", "spec", "started")
 
     def __init__(
         self,
         ping: "Ping",
+        spec: dict,
         prepare: "Callable[[], object]",
         send: "Callable[[object], tuple[str, str | None]]",
+        *,
+        detach: bool = True,
+        on_exit: str = "handoff",
         debug: bool = False,
     ) -> None:
         self.ping = ping
+        self.spec = spec
         self.prepare = prepare
         self.send = send
+        self.detach = detach
+        self.on_exit = on_exit
         self.debug = debug
+        self.started = 0.0
+
+
+class _Sender:
+    """A detached sender the thread waits on: its pid, result pipe and jobs."""
+
+    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "reaped")
+
+    def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float) -> None:
+        self.pid = pid
+        self.fd = fd
+        self.jobs = jobs
+        self.deadline = deadline
+        self.buffer = b""
+        self.eof = False
+        self.reaped = False
+
+
+_queue: "list[Job]" = []  # submitted, not yet dispatched
+_inline: "list[Job]" = []  # being sent from the host by the thread
+_senders: "list[_Sender]" = []  # detached senders whose results are awaited
+_running = False  # a thread of ours exists
+_stop = False  # asks the thread to leave at its next look
+_hurry = False  # the deferral is over (Ping.wait(), exit)
+_deadline = 0.0  # when the current thread's deferral ends
+_left: "object | None" = None  # lock the current thread releases as it leaves
+_tid: "int | None" = None  # the current thread's OS id
+_worker_ident: "int | None" = None  # the current thread's Python id
+_exiting = False
+_atexit_registered = False
+_warmed = False
+
+
+# --- submitting and waking ------------------------------------------------------------
 
 
 def submit(job: "Job") -> None:
-    """Queue ``job`` and make sure the thread runs. Never raises, never blocks on I/O."""
-    global _thread
-    with _state_lock:
-        if _fork_dirty:
-            _settle(job.ping, "failed", "forked while the worker was importing; not sent from this child")
-            return
-        _queue.append(job)
-        _pending.append(job.ping)
-        _register_atexit()
-        if _thread is not None:
-            return
-        thread = threading.Thread(target=_run, name="scarf-autoping", daemon=True)
+    """Queue ``job``; start the thread if there is none. Never raises, never blocks on I/O."""
+    if (not job.detach or spawn.interpreter() is None) and "threading" not in sys.modules:
+        # This job may be sent from the host, and sending imports ``threading`` (through
+        # ``requests``). Before CPython 3.13, the thread that first imports ``threading``
+        # becomes its "main thread", and interpreter exit then waits for *that* thread: it
+        # must be the caller's, never ours. Jobs for a detached sender need none of this.
         try:
-            thread.start()
-        except BaseException:  # noqa: BLE001 - "can't create new thread at interpreter shutdown"
-            _queue.remove(job)
-            _settle(job.ping, "failed", "could not start the worker thread")
+            import threading  # noqa: F401
+        except Exception:  # noqa: BLE001
+            pass
+    with _lock:
+        if _fork_dirty:
+            _resolve(job, "failed", "forked while the worker was importing; not sent from this child")
             return
-        _thread = thread
+        _register_atexit()
+        uwsgi = host.uwsgi_process()
+        if not (_exiting or uwsgi):
+            _queue.append(job)
+            if _ensure_thread():
+                return
+            _queue.remove(job)
+    # No thread of ours may run here (uWSGI forks its workers from C, at any time) or
+    # none could be started: a detached sender, after the deferral, without a thread.
+    if _hand_over([job], delay=0.0 if _exiting else DEFERRAL):
+        why = "uWSGI process" if uwsgi else "interpreter exit" if _exiting else "no worker thread"
+        _resolve(job, "failed", f"{why}: no detached sender could be started")
 
 
-def flush(timeout: "float | None" = None) -> bool:
-    """Wait until nothing is queued or in flight, for at most ``timeout`` seconds.
+def hurry() -> None:
+    """End the deferral now (``Ping.wait()``); restart the thread if work is left for it."""
+    global _hurry
+    with _lock:
+        _hurry = True
+        if _queue or _senders:
+            _ensure_thread()
+    _wake_thread()
 
-    With ``timeout=None`` the bound is the largest ``exit_timeout`` of the jobs waiting.
-    Returns True when everything settled.
-    """
-    with _settled:
-        if not _pending:
-            return True
-        if timeout is None:
-            timeout = max(p.exit_timeout for p in _pending)
-        deadline = time.monotonic() + timeout
-        while _pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            _settled.wait(remaining)
+
+def _wake_thread() -> None:
+    try:
+        _wake.release()
+    except RuntimeError:  # already released: the thread will see it
+        pass
+
+
+def _ensure_thread() -> bool:
+    """Start the thread unless it runs (caller holds ``_lock``); False if it cannot start."""
+    global _running, _stop, _deadline, _left, _tid
+    if _running:
         return True
-
-
-def _flush_at_exit() -> None:
+    left = _allocate_lock()
+    left.acquire()
+    _running, _stop, _left, _tid = True, False, left, None
+    _deadline = time.monotonic() + DEFERRAL
     try:
-        flush()
-    except BaseException:  # noqa: BLE001 - never an error at interpreter exit
-        pass
+        _start_new_thread(_run, (left,))
+    except BaseException:  # noqa: BLE001 - "can't start new thread", interpreter shutdown
+        _running = False
+        return False
+    return True
 
 
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(_flush_at_exit)
-        _atexit_registered = True
+# --- the thread -----------------------------------------------------------------------
 
 
-def _settle(ping: "Ping", status: str, reason: "str | None") -> None:
-    """Record the outcome (caller holds ``_state_lock``) and wake anyone waiting to exit."""
-    ping._resolve(status, reason)
+def _run(left: "object") -> None:
+    global _running, _hurry, _tid, _worker_ident
     try:
-        _pending.remove(ping)
-    except ValueError:
+        with _lock:
+            _tid = _get_native_id() if _get_native_id is not None else None
+            _worker_ident = _thread.get_ident()
+        while True:  # the deferral: nothing imported, nothing sent, the GIL released
+            with _lock:
+                if _stop:
+                    return
+                remaining = 0.0 if _hurry else _deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            _wake.acquire(True, remaining)
+        while True:
+            with _lock:
+                if _stop:
+                    return
+                batch = _queue[:]
+                del _queue[:]
+                if not batch and not _senders:
+                    _running, _hurry = False, False
+                    return
+            if batch:
+                _dispatch(batch)
+            if _senders:
+                _poll_senders()
+                with _lock:
+                    idle = not _queue and not _stop
+                if idle and _senders:
+                    _wake.acquire(True, POLL)
+    except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
         pass
-    _settled.notify_all()
+    finally:
+        left.release()  # type: ignore[attr-defined]
+
+
+def _dispatch(batch: "list[Job]") -> None:
+    """Send ``batch``: through one detached sender where it may, else from the host."""
+    detached = [job for job in batch if job.detach or host.green()]
+    here = [job for job in batch if job not in detached]
+    if detached and _start_sender(detached, delay=0.0) is None:
+        here += detached
+    for job in here:
+        _send_here(job)
+
+
+def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
+    """A detached sender for ``jobs`` that reports back through a pipe; None if none started."""
+    pipe = spawn.result_pipe()
+    if pipe is None:
+        return None
+    read_end, write_end = pipe
+    now = time.monotonic()
+    for job in jobs:
+        job.started = now
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end)
+    _close(write_end)
+    if pid is None:
+        _close(read_end)
+        return None
+    longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
+    sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
+    with _lock:
+        _senders.append(sender)
+    return sender
+
+
+def _poll_senders() -> None:
+    """Read what the senders reported, settle those pings, reap the senders that ended."""
+    for sender in _senders[:]:  # _finish() removes from it
+        _read(sender)
+        if not sender.reaped:
+            try:
+                pid, _ = _posix.waitpid(sender.pid, os.WNOHANG)
+                sender.reaped = pid != 0
+            except ChildProcessError:  # reaped by the host (gunicorn's arbiter, a SIGCHLD handler)
+                sender.reaped = True
+            except OSError:
+                sender.reaped = True
+            if sender.reaped:
+                _read(sender)
+        overdue = time.monotonic() > sender.deadline
+        settled = all(job is None for job in sender.jobs)
+        if (sender.reaped and (sender.eof or settled)) or overdue:
+            _finish(sender, "the detached sender ended without a result" if not overdue
+                    else "the detached sender did not answer in time")
+
+
+def _read(sender: "_Sender") -> None:
+    while not sender.eof:
+        try:
+            chunk = _posix.read(sender.fd, 65536)
+        except BlockingIOError:
+            break
+        except OSError:
+            chunk = b""
+        if not chunk:
+            sender.eof = True
+            break
+        sender.buffer += chunk
+    *lines, sender.buffer = sender.buffer.split(b"\n")
+    for line in lines:
+        fields = line.decode("utf-8", "replace").split("\t")
+        if len(fields) != 4 or not fields[0].isdigit():
+            continue
+        index = int(fields[0])
+        if index < len(sender.jobs) and sender.jobs[index] is not None:
+            job = sender.jobs[index]
+            sender.jobs[index] = None  # type: ignore[call-overload]
+            status = fields[1] if fields[1] in ("sent", "failed") else "failed"
+            _settle(job, status, fields[2] or None, fields[3] or None)
+
+
+def _finish(sender: "_Sender", reason: str) -> None:
+    for job in sender.jobs:
+        if job is not None:
+            _settle(job, "failed", reason)
+    sender.jobs = []
+    _close(sender.fd)
+    with _lock:
+        if sender in _senders:
+            _senders.remove(sender)
+
+
+def _send_here(job: "Job") -> None:
+    """Send from the host (no sender possible, or an event): imports under the import lock."""
+    with _lock:
+        _inline.append(job)
+    job.started = time.monotonic()
+    try:
+        with _import_lock:
+            _warm_up()
+            prepared = job.prepare()
+        status, reason = job.send(prepared)
+    except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
+        status, reason = "failed", type(exc).__name__
+    with _lock:
+        if job in _inline:
+            _inline.remove(job)
+    _settle(job, status, reason)
+
+
+def _settle(job: "Job", status: str, reason: "str | None", url: "str | None" = None) -> None:
+    """Record an outcome; the debug line is written before the Ping is released."""
+    if url:
+        job.ping.url = url
+    if job.debug:
+        # Our thread may block on a full stderr; the host's own thread (exit, fork) never does.
+        block = _thread.get_ident() == _worker_ident
+        if job.started:
+            ms = (time.monotonic() - job.started) * 1000
+            debug(f"{job.ping.package}: {status} ({reason}) in {ms:.0f} ms: {job.ping.url}", block=block)
+        else:
+            debug(f"{job.ping.package}: {status} ({reason})", block=block)
+    _resolve(job, status, reason)
+
+
+def _resolve(job: "Job", status: str, reason: "str | None") -> None:
+    job.ping._resolve(status, reason)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _warm_up() -> None:
-    """First import phase (under the import lock): every module a job needs.
+    """Import what a send from the host needs (under the import lock), once.
 
     ``logging`` comes first, so our fork hooks can be registered again after its own;
     then the logger gets its NullHandler, and the warnings that ``requests`` and
@@ -172,121 +428,188 @@ _IMPORT_TIME_WARNINGS = (
 )
 
 
-def _run() -> None:
-    global _thread
+# --- hand-over ------------------------------------------------------------------------
+
+
+def _hand_over(jobs: "list[Job]", *, delay: float) -> "list[Job]":
+    """Give ``jobs`` to a detached sender nobody waits on; return those that could not be."""
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay) if jobs else None
+    if pid is None:
+        return jobs
+    for job in jobs:
+        _settle(job, "handed-over", f"sent by a detached process (pid {pid})")
+    return []
+
+
+# --- exit -----------------------------------------------------------------------------
+
+
+def _at_exit() -> None:
+    """Hand over what has not gone out, wait only where the author asked for it."""
+    global _exiting
     try:
-        while True:
-            with _state_lock:
-                if not _queue:
-                    _thread = None
-                    return
-                job = _queue.popleft()
-            started = time.perf_counter()
-            try:
-                with _import_lock:
-                    _warm_up()
-                    prepared = job.prepare()
-                status, reason = job.send(prepared)
-            except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
-                status, reason = "failed", type(exc).__name__
-            if job.debug:
-                # Before settling: once settled, interpreter exit may proceed, and a daemon
-                # thread still inside a stderr write then aborts the interpreter.
-                _debug_line(job.ping.package, status, reason, job.ping.url, (time.perf_counter() - started) * 1000)
-            with _state_lock:
-                _settle(job.ping, status, reason)
-    except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
-        _thread = None
-
-
-def _debug_line(package: str, status: str, reason: "str | None", url: "str | None", ms: float) -> None:
-    debug(f"{package}: {status} ({reason}) in {ms:.0f} ms: {url}")
-
-
-def debug(message: str) -> None:
-    """One ``scarf-autoping: ...`` line on stderr (only when the user asked for debug output)."""
-    write_stderr(f"scarf-autoping: {message}\n")
-
-
-def write_stderr(text: str) -> None:
-    """Write ``text`` to stderr from any thread without ever aborting interpreter exit.
-
-    Straight to the file descriptor when there is one: a daemon thread blocked inside
-    ``sys.stderr.write`` (a full pipe) holds the stream's lock, and an interpreter that
-    finalizes meanwhile aborts with ``Fatal Python error: _enter_buffered_busy``.
-    ``os.write`` holds no Python-level lock while it blocks.
-    """
-    try:
-        stream = sys.stderr
-        try:
-            fd = stream.fileno()
-        except Exception:  # noqa: BLE001 - replaced by something without a descriptor
-            fd = -1
-        if fd < 0:
-            stream.write(text)
-            stream.flush()
-            return
-        data = text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
-        while data:
-            data = data[os.write(fd, data):]
-    except BaseException:  # noqa: BLE001 - a closed stderr is not our caller's problem
+        with _lock:
+            _exiting = True
+            queued = _queue[:]
+            del _queue[:]
+        for job in queued:
+            if job.on_exit == "drop":
+                _resolve(job, "dropped", "dropped at interpreter exit")
+        waiting = [job for job in queued if job.on_exit == "wait"]
+        waiting += _hand_over([job for job in queued if job.on_exit == "handoff"], delay=0.0)
+        if waiting:
+            with _lock:
+                _queue.extend(waiting)
+                started = _ensure_thread()
+            if not started:
+                for job in waiting:
+                    _resolve(job, "failed", "could not start the worker thread at exit")
+            hurry()
+        with _lock:
+            senders = list(_senders)
+        for sender in senders:  # what the senders already reported; the rest is theirs to finish
+            _read(sender)
+            for job in sender.jobs:
+                if job is not None:
+                    _resolve(job, "handed-over", f"sent by a detached process (pid {sender.pid})")
+        with _lock:
+            pending = [job.ping for job in waiting + _inline if job.ping.status == "pending"]
+        if pending:
+            _wait_for(pending, max(ping.exit_timeout for ping in pending))
+    except KeyboardInterrupt:
+        _interrupted()
+    except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass
 
 
-#: The most a fork waits for the worker's import phase. Normally the phase ends within
-#: a fraction of a second; on a heavily loaded machine it can take seconds, and a fork
-#: that went ahead mid-import would give the child half-held import locks. The bound
-#: only matters if another library's newer fork hook holds a lock the worker needs,
-#: where waiting forever would freeze the host.
-FORK_WAIT = 5.0
+def _wait_for(pings: "list[Ping]", timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for ping in pings:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        ping.wait(remaining)
+
+
+def _interrupted() -> None:
+    """Ctrl-C while exit waited for us: stop waiting, and end the way Ctrl-C ends Python.
+
+    A Python program interrupted by Ctrl-C dies of SIGINT, which tells a shell loop or
+    ``make`` to stop; swallowing the interrupt would report success instead.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(130)
+
+
+def flush(timeout: "float | None" = None) -> bool:
+    """End the deferral and wait until nothing of ours is pending, at most ``timeout`` seconds.
+
+    With ``timeout=None`` the bound is the largest ``exit_timeout`` of the pending pings.
+    Returns True when everything settled.
+    """
+    with _lock:
+        pings = [job.ping for job in _queue + _inline]
+        pings += [job.ping for sender in _senders for job in sender.jobs if job is not None]
+    pings = [ping for ping in pings if ping.status == "pending"]
+    if not pings:
+        return True
+    hurry()
+    _wait_for(pings, max(ping.exit_timeout for ping in pings) if timeout is None else timeout)
+    return all(ping.status != "pending" for ping in pings)
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        _atexit_registered = True
+
+
+# --- fork -----------------------------------------------------------------------------
 
 _fork_owner: "int | None" = None  # the thread running our before-fork hook
 _fork_depth = 0  # our hooks can be registered twice (see _warm_up); only the outermost acts
-_fork_held: "tuple[bool, bool]" = (False, False)
-#: Set in a child forked while the worker was still importing (the wait above ran out):
-#: the child may hold half-finished imports, so it never starts a worker of its own.
+_fork_held: "tuple[bool, bool, bool]" = (False, False, False)
+#: Set in a child forked while the worker was still importing (the wait ran out): the
+#: child may hold half-finished imports, so it never starts a worker of its own.
 _fork_dirty = False
 
 
 def _before_fork() -> None:
-    """Take the registry, import and state locks, in that fixed order, before a fork.
-
-    The worker never takes the registry lock and takes the state lock only while not
-    holding the import lock, so this order cannot deadlock with it.
-    """
+    """Stop our idle thread, then take the registry, import and state locks, in that order."""
     global _fork_owner, _fork_depth, _fork_held
-    me = threading.get_ident()
+    me = _thread.get_ident()
     if _fork_owner == me:
         _fork_depth += 1
         return
     # A fork running in another thread holds this lock until its own fork is done.
     _face._registry_lock.acquire()
+    stopped = _stop_idle_thread()
     imported = _wait_for_import_phase()
-    state = _state_lock.acquire(timeout=FORK_WAIT)
-    _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state)
+    state = _lock.acquire(True, FORK_WAIT)
+    _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state, stopped)
+
+
+def _stop_idle_thread() -> bool:
+    """Stop the thread if it is waiting (deferral, results); True when one was stopped.
+
+    Waits until the OS thread has really gone (``/proc/self/task``): CPython 3.12 counts
+    the process's OS threads for its fork warning, and a thread that has said goodbye to
+    Python is still counted until the kernel has finished it.
+    """
+    global _stop, _running, _tid
+    with _lock:
+        if not _running:
+            return False
+        _stop = True
+        left, tid = _left, _tid
+    _wake_thread()
+    if not left.acquire(True, STOP_WAIT):  # type: ignore[attr-defined]
+        with _lock:  # busy sending from the host: it goes on, the fork waits for its imports
+            _stop = False
+        return False
+    with _lock:
+        _running, _stop, _tid = False, False, None
+    if tid is not None:
+        task = f"/proc/self/task/{tid}"
+        deadline = time.monotonic() + 0.05
+        while os.path.exists(task) and time.monotonic() < deadline:
+            _nap.acquire(True, 0.0002)
+    return True
 
 
 def _wait_for_import_phase() -> bool:
-    """Take the import lock, waiting for the worker's import phase to end.
+    """Take the import lock, waiting for a send from the host to finish importing.
 
     If ``logging``'s own fork hook ran before ours (it registers itself in the middle of
     ``logging``'s import, which the worker may be running right now), this thread holds
     ``logging``'s lock while the worker needs it to finish importing: let go of it while
     waiting, then take it back, so ``logging``'s after-fork hooks find it as they left it.
     """
-    if _import_lock.acquire(timeout=0.05):
+    if _import_lock.acquire(True, 0.05):
         return True
     held = _logging_lock_held_here()
     if held is None:
-        return _import_lock.acquire(timeout=FORK_WAIT)
+        return _import_lock.acquire(True, FORK_WAIT)
     held.release()
     try:
-        return _import_lock.acquire(timeout=FORK_WAIT)
+        return _import_lock.acquire(True, FORK_WAIT)
     finally:
         held.acquire()
 
 
-def _logging_lock_held_here() -> "threading.RLock | None":
+def _logging_lock_held_here() -> "object | None":
     """``logging``'s module lock when the current thread holds it (once), else None."""
     try:
         lock = getattr(sys.modules.get("logging"), "_lock", None)
@@ -300,7 +623,7 @@ def _logging_lock_held_here() -> "threading.RLock | None":
 def _leave_fork() -> bool:
     """Count one after-fork hook out; True for the outermost one, which does the work."""
     global _fork_owner, _fork_depth
-    if _fork_owner != threading.get_ident():
+    if _fork_owner != _thread.get_ident():
         return False
     _fork_depth -= 1
     if _fork_depth:
@@ -310,36 +633,57 @@ def _leave_fork() -> bool:
 
 
 def _after_fork_parent() -> None:
+    """Release the locks; a stopped thread's queued pings go to a detached sender now."""
     if not _leave_fork():
         return
-    imported, state = _fork_held
+    imported, state, stopped = _fork_held
     if state:
-        _state_lock.release()
+        _lock.release()
     if imported:
         _import_lock.release()
     _face._registry_lock.release()
+    if not stopped:
+        return
+    try:
+        with _lock:
+            queued = _queue[:]
+            del _queue[:]
+            remaining = 0.0 if _hurry else max(0.0, _deadline - time.monotonic())
+        detached = [job for job in queued if job.detach]
+        if detached and _start_sender(detached, delay=remaining) is not None:
+            queued = [job for job in queued if not job.detach]
+        if queued:
+            # Only a ping that must be sent from the host restarts the thread here.
+            with _lock:
+                _queue[:0] = queued
+                _ensure_thread()
+    except BaseException:  # noqa: BLE001 - never an error in the host's fork
+        pass
 
 
 def _after_fork_child() -> None:
     """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
-    global _import_lock, _state_lock, _settled, _thread, _fork_dirty
+    global _lock, _wake, _import_lock, _running, _stop, _hurry, _tid, _left, _fork_dirty
     if not _leave_fork():
         return
     if not _fork_held[0]:
         _fork_dirty = True
     inherited = [p for p in _face._registry.values() if p.status == "pending"]
-    inherited += [p for p in _pending if p not in inherited]
+    inherited += [job.ping for job in _queue + _inline if job.ping not in inherited]
+    for sender in _senders:
+        _close(sender.fd)
+        inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
     _face._registry_lock = _face.RLock()
-    _import_lock = threading.RLock()
-    _state_lock = threading.Lock()
-    _settled = threading.Condition(_state_lock)
-    _queue.clear()
-    _pending.clear()
-    _thread = None
+    _lock = _allocate_lock()
+    _wake = _allocate_lock()
+    _wake.acquire()
+    _import_lock = _allocate_lock()
+    del _queue[:], _inline[:], _senders[:]
+    _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the
         # child's copies so that wait() returns and nothing is sent twice.
-        ping._done = threading.Event()
+        ping._renew()
         ping._resolve("disabled", "forked child: the parent process sends this ping")
 
 

@@ -3,6 +3,7 @@ with real metadata imported in child interpreters, pinging a real loopback serve
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -342,11 +343,17 @@ def test_import_name_finds_distribution_version(collector, site):
 
 def test_debug_prints_one_line_per_ping(collector, site):
     autoping_package(site, "pkg_dbg", _template(collector, QUERY_T))
-    child = run_child("import pkg_dbg", child_env(site, SCARF_AUTOPING_DEBUG="1"))
+    # Settled in the process (wait() ends the deferral): the outcome, the time and the URL.
+    child = run_child("import pkg_dbg; pkg_dbg.PING.wait(10)", child_env(site, SCARF_AUTOPING_DEBUG="1"))
     lines = child.stderr.splitlines()
     assert len(lines) == 1, child
     assert lines[0].startswith("scarf-autoping: pkg_dbg: sent (HTTP 204) in ")
     assert collector.url in lines[0]
+    # A short-lived process: handed over at exit, one line naming the detached sender.
+    child = run_child("import pkg_dbg", child_env(site, SCARF_AUTOPING_DEBUG="1"))
+    assert re.fullmatch(r"scarf-autoping: pkg_dbg: handed-over \(sent by a detached process \(pid \d+\)\)\n",
+                        child.stderr), child
+    assert len(collector.wait_for(2, timeout=10)) == 2
     off = run_child("import pkg_dbg", child_env(site, SCARF_AUTOPING_DEBUG="1", DO_NOT_TRACK="1"))
     assert off.stderr == "scarf-autoping: pkg_dbg: disabled (opted out by DO_NOT_TRACK)\n"
 

@@ -3,13 +3,16 @@ subprocess with a clean environment, against real files and real loopback server
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -281,6 +284,15 @@ def test_init_errors_are_one_line_and_change_nothing(tmp_path):
     assert not (tmp_path / "TELEMETRY.md").exists()
 
 
+def _stored(db: Path) -> int:
+    """How many pings the collector's database holds (0 while it cannot be read)."""
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT count(*) FROM pings").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_init_package_pings_the_collector_and_shows_in_report(tmp_path):
     """End to end: init a package, run a real collector, import the package, report."""
     db = tmp_path / "pings.sqlite"
@@ -297,6 +309,10 @@ def test_init_package_pings_the_collector_and_shows_in_report(tmp_path):
         assert cli("init", str(package), "--endpoint", url + ROUTE).returncode == 0
         child = run_child("import grt_pkg; print(grt_pkg.GREETING)", child_env(site))
         assert (child.returncode, child.stdout, child.stderr) == (0, "héllo wörld ✓\n", "")
+        # The child exited at once; its ping was handed to a detached sender: wait for it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _stored(db):
+            time.sleep(0.05)
     finally:
         collect.send_signal(signal.SIGTERM)
         out, err = collect.communicate(timeout=10)

@@ -283,7 +283,7 @@ def test_background_from_a_short_lived_child_is_delivered(make_collector):
 
 
 @pytest.mark.parametrize("exit_timeout", [None, 0.3])
-def test_exit_waits_at_most_the_exit_bound(make_collector, exit_timeout):
+def test_exit_waits_at_most_the_exit_bound_for_an_event_in_flight(make_collector, exit_timeout):
     hanging = make_collector("hang")
     arg = "" if exit_timeout is None else f", exit_timeout={exit_timeout}"
     child = run_child(
@@ -291,17 +291,43 @@ def test_exit_waits_at_most_the_exit_bound(make_collector, exit_timeout):
         import atexit, time
         from scarf_autoping import ScarfEventLogger
         logger = ScarfEventLogger({hanging.url!r}, timeout=10{arg})
-        started = time.monotonic()
         # Registered before the worker's own exit handler, so it runs after the exit wait.
-        atexit.register(lambda: print(round(time.monotonic() - started, 2)))
-        logger.log_event({{"event": "e"}}, background=True)
+        atexit.register(lambda: print(round(time.monotonic() - started, 2), ping.status))
+        ping = logger.log_event({{"event": "e"}}, background=True)
+        ping.wait(0.5)  # ends the deferral: the worker sends it, and it hangs on the wire
+        started = time.monotonic()
         """,
         child_env(),
     )
     assert (child.returncode, child.stderr) == (0, ""), child
     bound = 1.0 if exit_timeout is None else exit_timeout
-    assert bound - 0.05 <= float(child.stdout) < bound + 0.5, child
+    seconds, status = child.stdout.split()
+    assert bound - 0.05 <= float(seconds) < bound + 0.5, child
+    assert status == "pending", child  # abandoned at the bound, never sent twice
     assert len(hanging.wait_for(1)) == 1
+    assert len(hanging.settle(0.5)) == 1
+
+
+def test_an_event_not_yet_sent_at_exit_is_handed_over(make_collector):
+    hanging = make_collector("hang")
+    child = run_child(
+        f"""
+        import atexit, time
+        from scarf_autoping import ScarfEventLogger
+        atexit.register(lambda: print(round(time.monotonic() - started, 2), ping.status))
+        ping = ScarfEventLogger({hanging.url!r}, timeout=10).log_event({{"event": "late", "n": "é"}}, background=True)
+        started = time.monotonic()
+        """,
+        child_env(),
+    )
+    assert (child.returncode, child.stderr) == (0, ""), child
+    seconds, status = child.stdout.split()
+    assert float(seconds) < 0.3 and status == "handed-over", child
+    reqs = hanging.wait_for(1, timeout=10)
+    assert len(reqs) == 1 and reqs[0].method == "POST"
+    assert json.loads(reqs[0].body.decode("utf-8")) == {"event": "late", "n": "é"}
+    assert reqs[0].headers["Content-Type"] == "application/json"
+    assert reqs[0].headers["User-Agent"].startswith("scarf-autoping/")
 
 
 def test_exit_bound_is_capped_by_the_event_timeout(make_collector):
@@ -361,7 +387,7 @@ def test_verbose_background_in_a_child_from_scarf_verbose(collector):
     child = run_child(
         f"""
         from scarf_autoping import ScarfEventLogger
-        ScarfEventLogger({collector.url!r}).log_event({{"event": "bgv"}}, background=True)
+        ScarfEventLogger({collector.url!r}).log_event({{"event": "bgv"}}, background=True).wait(10)
         """,
         child_env(SCARF_VERBOSE="1"),
     )

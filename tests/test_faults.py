@@ -10,12 +10,16 @@ expected number of requests reached the loopback collector.
 The child reports its timings and the ``Ping`` outcomes through a JSON file written by an
 ``atexit`` hook registered *before* the import (so it runs after the library's exit
 flush): the child's own stdout and stderr stay untouched and must be empty.
+
+Unless a case is about exit itself, the child calls ``PING.wait()`` after the import: that
+ends the worker's deferral and settles the ping in the process (through the detached
+sender), so every fault's outcome is seen in ``Ping.status`` and ``Ping.reason``; the exit
+bound is then measured from the moment the ping settled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -68,6 +72,9 @@ atexit.register(_report)
 _started = time.perf_counter()
 {import_line}
 RESULT["import_s"] = time.perf_counter() - _started
+if {settle!r}:
+    for _name in {packages!r}:
+        sys.modules[_name].PING.wait(20)
 RESULT["imported_at"] = time.time()
 """
 
@@ -96,14 +103,19 @@ def run_host(
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
-    timeout: float = 20.0,
+    timeout: float = 30.0,
+    settle: bool = True,
 ) -> Outcome:
-    """Import ``packages`` in one statement in a child (``python [args] -c``), then run ``body``."""
+    """Import ``packages`` in one statement in a child (``python [args] -c``), then run ``body``.
+
+    With ``settle``, the child waits for each package's ping (``PING.wait()``) before ``body``.
+    """
     out = tmp_path / "report.json"
     if out.exists():
         out.unlink()
     import_line = f"import {', '.join(packages)}" if packages else "pass"
-    code = HARNESS.format(site=str(site), packages=packages, out=str(out), import_line=import_line) + body
+    code = HARNESS.format(site=str(site), packages=packages, out=str(out), import_line=import_line,
+                          settle=settle) + body
     child = run_child(code, child_env(site) if env is None else env, args=args, timeout=timeout)
     ended = time.time()
     assert out.exists(), child
@@ -323,8 +335,8 @@ def test_unusable_home_directory(tmp_path, site, collector, variant):
 
 def test_exit_waits_for_a_slow_answer_within_exit_timeout(tmp_path, site, make_collector):
     server = make_collector("delay:0.3")
-    autoping_package(site, "pkg_slow", server.url + ROUTE, args="exit_timeout=1.0")
-    outcome = run_host(tmp_path, site, ["pkg_slow"])
+    autoping_package(site, "pkg_slow", server.url + ROUTE, args="exit_timeout=1.0, on_exit='wait'")
+    outcome = run_host(tmp_path, site, ["pkg_slow"], settle=False)
     assert_unnoticed(outcome, 1.0)
     assert outcome.ping("pkg_slow")[:2] == ["sent", "HTTP 204"], outcome
     assert len(server.settle(0.1)) == 1
@@ -332,8 +344,8 @@ def test_exit_waits_for_a_slow_answer_within_exit_timeout(tmp_path, site, make_c
 
 def test_exit_gives_up_on_a_hanging_collector_after_exit_timeout(tmp_path, site, make_collector):
     server = make_collector("hang")
-    autoping_package(site, "pkg_stuck", server.url + ROUTE, args="exit_timeout=0.5")
-    outcome = run_host(tmp_path, site, ["pkg_stuck"])
+    autoping_package(site, "pkg_stuck", server.url + ROUTE, args="exit_timeout=0.5, on_exit='wait'")
+    outcome = run_host(tmp_path, site, ["pkg_stuck"], settle=False)
     assert_unnoticed(outcome, 0.5)
     assert outcome.ping("pkg_stuck")[0] == "pending", outcome  # abandoned, silently
     assert len(server.settle(0.1)) == 1
@@ -341,12 +353,15 @@ def test_exit_gives_up_on_a_hanging_collector_after_exit_timeout(tmp_path, site,
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETPIPE_SZ is Linux-only")
-def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collector):
-    """SCARF_AUTOPING_DEBUG=1 and a full stderr pipe: the worker blocks writing its line, exit
-    gives up after exit_timeout. A daemon thread blocked in ``sys.stderr.write`` holds the
-    stream's lock and the finalizing interpreter aborted (SIGABRT, ``_enter_buffered_busy``)."""
+@pytest.mark.parametrize("on_exit", ["wait", "handoff"])
+def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collector, on_exit):
+    """SCARF_AUTOPING_DEBUG=1 and a full stderr pipe. ``wait``: the worker blocks writing its
+    line, exit gives up after exit_timeout (a daemon thread blocked in ``sys.stderr.write``
+    holds the stream's lock and the finalizing interpreter aborted: SIGABRT,
+    ``_enter_buffered_busy``). ``handoff``: the hand-over line is written by the exiting
+    main thread, which must drop it rather than block forever."""
     server = make_collector("ok")
-    autoping_package(site, "pkg_blocked", server.url + ROUTE, args="exit_timeout=0.5")
+    autoping_package(site, "pkg_blocked", server.url + ROUTE, args=f"exit_timeout=0.5, on_exit={on_exit!r}")
     code = (
         "import fcntl, os\n"
         "os.write(2, b'x' * (fcntl.fcntl(2, 1032) - 8))  # F_GETPIPE_SZ: fill the pipe but 8 bytes\n"
@@ -367,19 +382,19 @@ def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collec
     assert set(stderr.split(b"\n", 1)[0]) == {ord("x")}, stderr[-600:]
     assert b"Fatal" not in stderr
     assert seconds < 0.5 + 2.0  # exit_timeout, interpreter start-up and a margin
-    assert len(server.settle(0.1)) == 1
+    server.wait_for(1, timeout=10)
+    assert len(server.settle(0.3)) == 1
 
 # --- the host forks -------------------------------------------------------------------
 
-#: After the import: optionally wait until the ping is on the wire, fork, and in the child
-#: import ``requests`` and a second package whose ping must go out from a fresh worker.
+#: After the import: optionally put the ping in a sender's hands (``wait(0)`` ends the
+#: deferral; the collector answers after 1.5 s), fork, and in the child import
+#: ``requests`` and a second package whose ping must go out from a fresh worker.
 FORK_BODY = """
-import threading
 if {in_flight}:
-    while pkg_fork_a.PING.url is None and time.perf_counter() - _started < 10:
-        time.sleep(0.005)
-    time.sleep(0.3)  # the request is on the wire; the collector answers after 1.5 s
-RESULT["at_fork"] = [threading.active_count(), pkg_fork_a.PING.status]
+    pkg_fork_a.PING.wait(0)
+    time.sleep(0.5)  # the sender has started and the request is on the wire
+RESULT["at_fork"] = [len(os.listdir("/proc/self/task")), pkg_fork_a.PING.status]
 pid = os.fork()
 if pid == 0:
     try:
@@ -393,7 +408,7 @@ if pid == 0:
         state = ["error", repr(exc)]
     with open({child_out!r}, "w", encoding="utf-8") as f:
         json.dump(state, f)
-    sys.exit(0)  # a normal exit: the child's own exit flush runs too
+    sys.exit(0)  # a normal exit: the child's own exit hooks run too
 deadline = time.monotonic() + 10
 while True:
     done, status = os.waitpid(pid, os.WNOHANG)
@@ -410,9 +425,12 @@ RESULT["parent_sent"] = pkg_fork_a.PING.wait(5)
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.parametrize("in_flight", [False, True], ids=["while-importing", "while-in-flight"])
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc/self/task")
+@pytest.mark.parametrize("in_flight", [False, True], ids=["during-deferral", "while-in-flight"])
 def test_fork(tmp_path, site, make_collector, in_flight):
+    """A fork right after the import (gunicorn --preload) or while a sender has the ping:
+    our idle thread is stopped first, so the process is single-threaded at the fork and,
+    with ``-W always``, CPython 3.12+ has no multi-threaded-fork warning to give."""
     first = make_collector("delay:1.5" if in_flight else "ok")
     second = make_collector("ok")
     template_a = first.url + ROUTE
@@ -420,26 +438,25 @@ def test_fork(tmp_path, site, make_collector, in_flight):
     autoping_package(site, "pkg_fork_b", second.url + ROUTE)
     child_out = tmp_path / "child.json"
     body = FORK_BODY.format(in_flight=in_flight, template_a=template_a, child_out=str(child_out))
-    outcome = run_host(tmp_path, site, ["pkg_fork_a"], body)
+    outcome = run_host(tmp_path, site, ["pkg_fork_a"], body, args=("-W", "always"), settle=False)
     child = outcome.child
     assert child.returncode == 0, outcome
     assert child.stdout == "", outcome
-    expected_stderr = child.stderr
-    if sys.version_info >= (3, 12):
-        expected_stderr = FORK_WARNING.sub("", expected_stderr)
-    assert expected_stderr == "", outcome
+    assert child.stderr == "", outcome  # no DeprecationWarning about a multi-threaded fork
     assert outcome.report["import_s"] < IMPORT_BOUND, outcome
     threads, status_at_fork = outcome.report["at_fork"]
-    assert threads == 2, outcome  # the worker thread was alive when the host forked
+    assert threads == 2, outcome  # our thread was alive just before the host forked
     assert status_at_fork == "pending", outcome
     assert outcome.report["child_exit"] == 0, outcome
     assert outcome.report["parent_sent"] is True, outcome
     status, reason, same, b_sent, has_requests = json.loads(child_out.read_text(encoding="utf-8"))
     assert status == "disabled" and "forked child" in reason, outcome
     assert (same, b_sent, has_requests) == (True, True, True)
-    assert len(first.settle(0.1)) == 1  # the child did not re-send the parent's ping
-    reqs = second.settle(0.1)
+    first.wait_for(1, timeout=10)
+    assert len(first.settle(0.5)) == 1  # the child did not re-send the parent's ping
+    reqs = second.wait_for(1, timeout=10)
     assert [r.path for r in reqs] == ["/f/pkg_fork_b"]
+    assert len(second.settle(0.3)) == 1
 
 
 # --- many callers -----------------------------------------------------------------------
@@ -468,6 +485,7 @@ RESULT["calls"] = len(got)
 RESULT["distinct"] = len({{id(p) for _, p in got}})
 RESULT["slowest"] = max(s for s, _ in got)
 PINGS["pkg_threads"] = got[0][1]
+got[0][1].wait(20)
 """
     outcome = run_host(tmp_path, site, [], body)
     assert_unnoticed(outcome, 1.0)
@@ -511,9 +529,11 @@ STRICT_FLAGS = {
         ("hang", "timeout=0.3", "failed", 1),
         # 0.6 s: time enough, even on a loaded machine, for the worker to import its
         # dependencies and put the request on the wire before the exit wait runs out.
-        ("hang", "exit_timeout=0.6", "pending", 1),
+        ("hang", "exit_timeout=0.6, on_exit='wait'", "pending", 1),
+        # The default at exit: handed to a detached sender, the host exits at once.
+        ("hang", "exit_timeout=0.6", "handed-over", 1),
     ],
-    ids=["ok", "refused", "503", "redirect", "timeout", "exit-in-flight"],
+    ids=["ok", "refused", "503", "redirect", "timeout", "exit-in-flight", "exit-handover"],
 )
 def test_strict_interpreter_sees_no_warning_at_all(tmp_path, site, make_collector, flags, behaviour, args,
                                                     status, count):
@@ -524,11 +544,14 @@ def test_strict_interpreter_sees_no_warning_at_all(tmp_path, site, make_collecto
         server = make_collector(behaviour)
         base = server.url
     autoping_package(site, "pkg_strict", base + ROUTE, args=args)
-    outcome = run_host(tmp_path, site, ["pkg_strict"], args=STRICT_FLAGS[flags])
-    assert_unnoticed(outcome, 0.6 if "exit_timeout" in args else 1.0)
+    at_exit = "exit_timeout" in args
+    outcome = run_host(tmp_path, site, ["pkg_strict"], args=STRICT_FLAGS[flags], settle=not at_exit)
+    assert_unnoticed(outcome, 0.6 if at_exit else 1.0)
     assert outcome.ping("pkg_strict")[0] == status, outcome
     if server is not None:
-        assert len(server.settle(0.1)) == count
+        if count:
+            server.wait_for(count, timeout=10)
+        assert len(server.settle(0.3)) == count
 
 
 @pytest.mark.parametrize("opted_out", [False, True])

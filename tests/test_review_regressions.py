@@ -76,7 +76,9 @@ def test_fork_between_registering_and_queueing_settles_the_childs_copy(site, col
     )
     assert child.returncode == 0, child
     assert child.stdout.splitlines() == ["child disabled False", "parent True"]
-    assert sorted(r.path for r in collector.settle(0.3)) == ["/t/first", "/t/second"]
+    # "first" was handed to a detached sender at the fork; it goes out after the deferral.
+    collector.wait_for(2, timeout=10)
+    assert sorted(r.path for r in collector.settle(0.5)) == ["/t/first", "/t/second"]
 
 
 def test_ctrl_c_interrupts_a_synchronous_event(make_collector):
@@ -120,7 +122,7 @@ def test_verbose_background_event_to_a_full_stderr_never_aborts_exit(collector):
     code = (
         "from scarf_autoping import ScarfEventLogger\n"
         f"ScarfEventLogger({collector.url + '/e'!r}, timeout=0.5, verbose=False, exit_timeout=0.5)"
-        ".log_event({'event': 'x'}, background=True)\n"
+        ".log_event({'event': 'x'}, background=True).wait(0)\n"  # ends the deferral: sent by the worker
         "import scarf_autoping.events as ev\n"
     )
     # verbose only for the worker's lines: the calling thread's lines would block the host itself
@@ -134,7 +136,8 @@ def test_verbose_background_event_to_a_full_stderr_never_aborts_exit(collector):
     assert returncode == 0, stderr[-600:]
     assert b"Fatal" not in stderr
     assert seconds < 0.5 + 2.5
-    assert len(collector.settle(0.1)) == 1
+    assert len(collector.wait_for(1, timeout=5)) == 1
+    assert len(collector.settle(0.3)) == 1
 
 
 def test_dependency_version_warnings_do_not_reach_the_host(site, collector):

@@ -1,0 +1,123 @@
+"""The detached sender: a short-lived process that delivers pings handed over by a host.
+
+Started by :func:`scarf_autoping.spawn.spawn` as ``python -I -S sender.py SETTINGS``,
+with the null device on stdin/stdout/stderr, in a session of its own. ``SETTINGS`` is
+one JSON argument::
+
+    {"jobs": [JOB, ...], "path": [host sys.path], "delay": seconds, "report": bool}
+
+    JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
+                     "variables": {...}, "ci": false, "timeout": 3.0}
+    JOB (an event): {"method": "POST", "url": ..., "body": "...", "timeout": 3.0, "event": true}
+
+It sleeps ``delay`` seconds (a host that is starting up keeps the machine to itself),
+builds each URL from the same template and facts code the host would use, sends it with
+the same transport (proxies from the environment, no redirects, no body read, the
+ping's ``timeout``), and, with ``report``, writes one line per job to descriptor 3::
+
+    <index> TAB <status> TAB <reason> TAB <url> NEWLINE
+
+It never prints, always exits 0 (a process manager that reaps it, such as gunicorn's
+arbiter, must see nothing unusual) and is gone within ``delay`` plus the largest
+``timeout`` plus :data:`GRACE` seconds, whatever DNS does: each job runs on a thread of
+its own and the main thread only waits, with that deadline.
+"""
+
+import os
+import sys
+
+#: Seconds allowed beyond ``delay`` and the ping's ``timeout`` for start-up and imports.
+GRACE = 2.0
+
+
+def _report(fd: "int | None", index: int, status: str, reason: "str | None", url: "str | None") -> None:
+    if fd is None:
+        return
+    fields = [str(index), status, reason or "", url or ""]
+    line = "\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n"
+    try:
+        os.write(fd, line.encode("utf-8", "backslashreplace")[:3500])
+    except OSError:  # the host has gone: nobody is listening any more
+        pass
+
+
+def _deliver(index: int, job: dict, fd: "int | None") -> None:
+    from scarf_autoping import transport
+
+    method = job.get("method", "GET")
+    timeout = float(job.get("timeout", 3.0))
+    url = job.get("url")
+    try:
+        if job.get("event"):
+            from scarf_autoping.events import user_agent
+
+            headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
+            body = job.get("body", "").encode("utf-8")
+        else:
+            from scarf_autoping import facts
+            from scarf_autoping.template import expand
+
+            values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"))
+            url = expand(job["template"], values)
+            headers = {"User-Agent": transport.user_agent()}
+            body = None
+        result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
+        good = result.ok if job.get("event") else result.delivered
+        _report(fd, index, "sent" if good else "failed", result.describe(), url)
+    except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
+        _report(fd, index, "failed", type(exc).__name__, url)
+
+
+def main(argv: "list[str]") -> None:
+    """Run the jobs in ``argv[1]``, all at once; exit 0 whatever happens."""
+    try:
+        import _thread
+        import json
+        import time
+
+        started = time.monotonic()
+        settings = json.loads(argv[1])
+        jobs = settings.get("jobs") or []
+        delay = float(settings.get("delay") or 0.0)
+        longest = max((float(job.get("timeout", 3.0)) for job in jobs), default=0.0)
+        deadline = started + delay + longest + GRACE
+        try:
+            os.chdir("/")  # never keep the host's working directory busy
+        except OSError:
+            pass
+        fd = 3 if settings.get("report") else None
+        if delay:
+            time.sleep(delay)
+        sys.path[:0] = [p for p in settings.get("path") or [] if isinstance(p, str)]
+        import warnings
+
+        warnings.simplefilter("ignore")  # nobody would read them: stderr is the null device
+        from scarf_autoping import transport
+
+        transport.warm_up()
+        done = _thread.allocate_lock()
+        count = _thread.allocate_lock()
+        left = [len(jobs)]
+
+        def run(index: int, job: dict) -> None:
+            try:
+                _deliver(index, job, fd)
+            finally:
+                with count:
+                    left[0] -= 1
+                    if not left[0]:
+                        done.release()
+
+        if jobs:
+            done.acquire()
+            for index, job in enumerate(jobs):
+                _thread.start_new_thread(run, (index, job))
+            # The main thread only waits: a job stuck in DNS cannot hold the process past the deadline.
+            done.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    except BaseException:  # noqa: BLE001 - the sender is silent and always exits 0
+        pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

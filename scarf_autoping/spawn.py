@@ -1,0 +1,202 @@
+"""Start the detached sender: a separate Python process that delivers pings for us.
+
+The host hands pings over when it must not do the work itself: at interpreter exit (so
+a short-lived program exits at once), at a fork during the deferral (so no thread of
+ours is alive when ``fork()`` returns), in uWSGI (which forks from C), and in a
+long-lived process after the deferral (so ``requests`` is never imported in the host).
+
+How the process is started, and why:
+
+* ``os.posix_spawn`` (``vfork`` + ``exec`` in glibc): the host is suspended only until
+  the ``exec``, Python's fork hooks do not run and CPython's multi-threaded fork warning
+  does not apply. Where there is no ``posix_spawn`` (Windows), :func:`spawn` says so and
+  the caller sends from the host instead.
+* A new session, stdin/stdout/stderr on the null device, every inheritable descriptor
+  closed: nothing of the host's terminal, pipes or sockets is held, so a caller reading
+  the host's output gets EOF when the host exits. The only descriptor passed on is, when
+  asked for, the write end of our own result pipe, as descriptor 3.
+* ``python -I -S sender.py SETTINGS``: isolated from ``PYTHON*`` variables, no ``site``;
+  the host's ``sys.path`` is passed in the settings so the sender finds the same modules
+  and metadata the host would. The settings are one ASCII JSON argument, data and never
+  code, encoded here by hand so the host need not import ``json``.
+* The host's environment is passed on as it is: proxies and CA bundles are honoured.
+
+On the host's import path: no ``from __future__ import annotations``.
+"""
+
+import os
+import sys
+
+#: The sender script, run by path (the package may be found through any ``sys.path`` entry).
+SENDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sender.py")
+#: The descriptor the sender writes its results to, when a result pipe is passed.
+RESULT_FD = 3
+#: Linux refuses a single argument longer than 128 KiB; stay well below it.
+MAX_SETTINGS = 100_000
+
+_interpreter: "list[str | None]" = []
+
+
+def interpreter() -> "str | None":
+    """A Python interpreter to run the sender with, or None where there is none we trust.
+
+    ``sys.executable`` when it is a Python interpreter; inside an embedding program
+    (``sys.executable`` is uWSGI, Apache, ...) the interpreter next to ``sys.exec_prefix``
+    of the same version; None in a frozen application or where nothing fits.
+    """
+    if _interpreter:
+        return _interpreter[0]
+    found = None
+    try:
+        if not getattr(sys, "frozen", False) and hasattr(os, "posix_spawn") and os.path.isfile(SENDER):
+            exe = sys.executable or ""
+            name = os.path.basename(exe).lower()
+            if exe and name.startswith(("python", "pypy")) and os.access(exe, os.X_OK):
+                found = exe
+            else:
+                version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+                for prefix in dict.fromkeys((sys.exec_prefix, sys.base_exec_prefix)):
+                    for base in (f"python{version}", "python3"):
+                        candidate = os.path.join(prefix, "bin", base)
+                        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                            found = candidate
+                            break
+                    if found:
+                        break
+    except Exception:  # noqa: BLE001 - an odd platform: no sender, send from the host
+        found = None
+    _interpreter.append(found)
+    return found
+
+
+def encode(value: object) -> str:
+    """JSON for ``None``, booleans, numbers, strings, lists and string-keyed dicts, ASCII only.
+
+    ``json.dumps(value, ensure_ascii=True)`` does the same; this keeps ``json`` out of a
+    host that is exiting. Lone surrogates (undecodable bytes in a path) survive the
+    round trip, as with ``json``.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return repr(float(value)) if isinstance(value, float) else str(int(value))
+    if isinstance(value, str):
+        out = ['"']
+        for ch in value:
+            code = ord(ch)
+            if ch == '"' or ch == "\\":
+                out.append("\\" + ch)
+            elif 0x20 <= code < 0x7F:
+                out.append(ch)
+            elif code > 0xFFFF:
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        out.append('"')
+        return "".join(out)
+    if isinstance(value, dict):
+        return "{" + ",".join(encode(str(k)) + ":" + encode(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(encode(v) for v in value) + "]"
+    return encode(str(value))
+
+
+def search_path() -> "list[str]":
+    """The host's module search path as absolute entries, our own package's parent first."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    entries = [here]
+    cwd = None
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            continue
+        if not entry or not os.path.isabs(entry):
+            if cwd is None:
+                try:
+                    cwd = os.getcwd()
+                except OSError:
+                    cwd = ""
+            if not cwd:
+                continue
+            entry = os.path.join(cwd, entry)
+        if entry not in entries:
+            entries.append(entry)
+    return entries
+
+
+def _inheritable_fds(keep: "int | None") -> "list[int]":
+    """The host's inheritable descriptors above 2 (the ones ``exec`` would pass on)."""
+    fds: list[int] = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        try:
+            names = os.listdir("/dev/fd")
+        except OSError:
+            names = [str(fd) for fd in range(3, 256)]
+    for name in names:
+        try:
+            fd = int(name)
+            if fd > 2 and fd != keep and os.get_inheritable(fd):
+                fds.append(fd)
+        except (ValueError, OSError):
+            pass
+    return fds
+
+
+def spawn(jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = None) -> "int | None":
+    """Start one detached sender for ``jobs``; its pid, or None when it could not be started.
+
+    ``delay``: seconds the sender sleeps before it imports anything (keeps it out of the
+    way of a host that is starting up). ``result_fd``: the write end of a pipe the sender
+    reports each outcome to (see :mod:`scarf_autoping.sender`). Never raises.
+    """
+    try:
+        exe = interpreter()
+        if exe is None:
+            return None
+        settings = encode(
+            {"jobs": jobs, "path": search_path(), "delay": max(0.0, float(delay)), "report": result_fd is not None}
+        )
+        if len(settings) > MAX_SETTINGS:
+            return None
+        argv = [exe, "-I", "-S"]
+        if sys.flags.utf8_mode:
+            argv += ["-X", "utf8"]
+        argv += [SENDER, settings]
+        actions = []
+        if result_fd is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, result_fd, RESULT_FD))
+        actions += [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        keep = RESULT_FD if result_fd is not None else None
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds(keep)]
+        return os.posix_spawn(exe, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
+    except BaseException:  # noqa: BLE001 - no process, no problem: the caller falls back
+        return None
+
+
+def result_pipe() -> "tuple[int, int] | None":
+    """``(read_end, write_end)`` for the sender's results: non-blocking reads, never descriptor 3.
+
+    Both ends are non-inheritable; :func:`spawn` passes the write end on as descriptor 3
+    explicitly (``dup2`` clears close-on-exec on the copy). A write end that is itself
+    descriptor 3 would make that ``dup2`` a no-op that keeps close-on-exec, so it is moved.
+    """
+    try:
+        read_end, write_end = os.pipe()
+        if write_end == RESULT_FD:
+            moved = os.dup(write_end)
+            os.close(write_end)
+            write_end = moved
+        os.set_blocking(read_end, False)
+        return read_end, write_end
+    except Exception:  # noqa: BLE001 - out of descriptors: no pipe, the caller copes
+        return None
