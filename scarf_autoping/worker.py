@@ -133,6 +133,7 @@ class _Sender:
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
+_busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline
 _inline: "list[Job]" = []  # being sent from the host by the thread
 _senders: "list[_Sender]" = []  # detached senders whose results are awaited
 _running = False  # a thread of ours exists
@@ -236,6 +237,7 @@ def _run(left: "object") -> None:
                     return
                 batch = _queue[:]
                 del _queue[:]
+                _busy.extend(batch)
                 if not batch and not _senders:
                     _running, _hurry = False, False
                     return
@@ -281,7 +283,15 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
     with _lock:
         _senders.append(sender)
+        _unbusy(jobs)
     return sender
+
+
+def _unbusy(jobs: "list[Job]") -> None:
+    """The thread has placed ``jobs`` (caller holds ``_lock``)."""
+    for job in jobs:
+        if job in _busy:
+            _busy.remove(job)
 
 
 def _poll_senders() -> None:
@@ -345,6 +355,7 @@ def _send_here(job: "Job") -> None:
     """Send from the host (no sender possible, or an event): imports under the import lock."""
     with _lock:
         _inline.append(job)
+        _unbusy([job])
     job.started = time.monotonic()
     try:
         with _import_lock:
@@ -456,7 +467,14 @@ def _at_exit() -> None:
             if job.on_exit == "drop":
                 _resolve(job, "dropped", "dropped at interpreter exit")
         waiting = [job for job in queued if job.on_exit == "wait"]
-        waiting += _hand_over([job for job in queued if job.on_exit == "handoff"], delay=0.0)
+        handoff = [job for job in queued if job.on_exit == "handoff"]
+        if os.getpid() == 1:
+            # The init process of a PID namespace (a container running `python app.py`):
+            # when it exits, the kernel kills every process left in the namespace, the
+            # sender too. Send from here instead, within exit_timeout.
+            waiting += handoff
+        else:
+            waiting += _hand_over(handoff, delay=0.0)
         if waiting:
             with _lock:
                 _queue.extend(waiting)
@@ -465,6 +483,9 @@ def _at_exit() -> None:
                 for job in waiting:
                     _resolve(job, "failed", "could not start the worker thread at exit")
             hurry()
+        deadline = time.monotonic() + 0.25
+        while _busy and time.monotonic() < deadline:  # a batch the thread is placing right now
+            _nap.acquire(True, 0.001)
         with _lock:
             senders = list(_senders)
         for sender in senders:  # what the senders already reported; the rest is theirs to finish
@@ -519,7 +540,7 @@ def flush(timeout: "float | None" = None) -> bool:
     Returns True when everything settled.
     """
     with _lock:
-        pings = [job.ping for job in _queue + _inline]
+        pings = [job.ping for job in _queue + _busy + _inline]
         pings += [job.ping for sender in _senders for job in sender.jobs if job is not None]
     pings = [ping for ping in pings if ping.status == "pending"]
     if not pings:
@@ -669,7 +690,7 @@ def _after_fork_child() -> None:
     if not _fork_held[0]:
         _fork_dirty = True
     inherited = [p for p in _face._registry.values() if p.status == "pending"]
-    inherited += [job.ping for job in _queue + _inline if job.ping not in inherited]
+    inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
     for sender in _senders:
         _close(sender.fd)
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
@@ -678,7 +699,7 @@ def _after_fork_child() -> None:
     _wake = _allocate_lock()
     _wake.acquire()
     _import_lock = _allocate_lock()
-    del _queue[:], _inline[:], _senders[:]
+    del _queue[:], _busy[:], _inline[:], _senders[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the
