@@ -352,10 +352,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .report import adoption, format_table, load_rows
 
     arrived: list[dict[str, object]] = []
+    arrived_at: list[float] = []
     got = threading.Event()
 
     def on_ping(record: dict[str, object]) -> None:
         arrived.append(record)
+        arrived_at.append(time.monotonic())
         got.set()
 
     _out("scarf-autoping demo: offline, no account; everything stays on 127.0.0.1.\n")
@@ -392,10 +394,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise CliError(f"cannot start the child process {sys.executable!r}: "
                                f"{exc.strerror or exc}") from None
+            ended = time.monotonic()
             output = (child.stdout + child.stderr).strip()
-            _out(f"   the import finished in {time.monotonic() - started:.2f} s, exit code {child.returncode}, "
-                 + (f"output: {output}" if output else "no output"))
+            _out(f"   the child process ran for {ended - started:.2f} s in all (interpreter start-up included), "
+                 f"exit code {child.returncode}, " + (f"output: {output}" if output else "no output"))
             got.wait(5.0)
+            if arrived_at:
+                when = arrived_at[0] - ended
+                _out(f"   its ping arrived {abs(when) * 1000:.0f} ms {'after' if when >= 0 else 'before'} it exited: "
+                     "a short-lived program hands its ping to a detached process and exits at once")
         finally:
             collector.stop()
         if not arrived:
