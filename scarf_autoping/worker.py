@@ -252,6 +252,12 @@ def _run(left: "object") -> None:
     except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
         pass
     finally:
+        try:
+            with _lock:
+                if _left is left:  # not replaced yet: no thread of ours runs after this one
+                    _running = False
+        except BaseException:  # noqa: BLE001
+            pass
         left.release()  # type: ignore[attr-defined]
 
 
