@@ -27,6 +27,14 @@ On the host's import path: no ``from __future__ import annotations``.
 import os
 import sys
 
+try:
+    # gevent wraps os.posix_spawn to watch the child from its hub (which raises outside
+    # gevent's own loop, after the process has started), eventlet patches os.read and
+    # os.waitpid: the posix module itself is never patched, so we call it.
+    import posix as _posix
+except ImportError:  # pragma: no cover - Windows: no posix_spawn, no sender
+    _posix = os
+
 #: The sender script, run by path (the package may be found through any ``sys.path`` entry).
 SENDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sender.py")
 #: The descriptor the sender writes its results to, when a result pipe is passed.
@@ -48,7 +56,7 @@ def interpreter() -> "str | None":
         return _interpreter[0]
     found = None
     try:
-        if not getattr(sys, "frozen", False) and hasattr(os, "posix_spawn") and os.path.isfile(SENDER):
+        if not getattr(sys, "frozen", False) and hasattr(_posix, "posix_spawn") and os.path.isfile(SENDER):
             exe = sys.executable or ""
             name = os.path.basename(exe).lower()
             if exe and name.startswith(("python", "pypy")) and os.access(exe, os.X_OK):
@@ -178,8 +186,13 @@ def spawn(jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = N
         ]
         keep = RESULT_FD if result_fd is not None else None
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds(keep)]
-        return os.posix_spawn(exe, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
     except BaseException:  # noqa: BLE001 - no process, no problem: the caller falls back
+        return None
+    # Nothing may run between a successful spawn and the return: a caller told "no
+    # process" sends the ping itself, and it must never be sent twice.
+    try:
+        return _posix.posix_spawn(exe, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
+    except BaseException:  # noqa: BLE001 - the spawn itself failed: nothing was started
         return None
 
 
@@ -191,12 +204,12 @@ def result_pipe() -> "tuple[int, int] | None":
     descriptor 3 would make that ``dup2`` a no-op that keeps close-on-exec, so it is moved.
     """
     try:
-        read_end, write_end = os.pipe()
+        read_end, write_end = _posix.pipe()
         if write_end == RESULT_FD:
-            moved = os.dup(write_end)
-            os.close(write_end)
+            moved = _posix.dup(write_end)
+            _posix.close(write_end)
             write_end = moved
-        os.set_blocking(read_end, False)
+        _posix.set_blocking(read_end, False)
         return read_end, write_end
     except Exception:  # noqa: BLE001 - out of descriptors: no pipe, the caller copes
         return None
