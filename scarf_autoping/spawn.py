@@ -20,6 +20,10 @@ How the process is started, and why:
   and metadata the host would. The settings are one ASCII JSON argument, data and never
   code, encoded here by hand so the host need not import ``json``.
 * The host's environment is passed on as it is: proxies and CA bundles are honoured.
+* ``orphan=True`` where no thread of ours will reap the sender (uWSGI, a fork hook): it
+  is started through ``/bin/sh -c '"$@" &'`` and the shell, gone within a millisecond or
+  two, is reaped at once, so the sender is re-parented to init and is never the host's
+  child (uWSGI's master logs every child it reaps; other hosts would keep a zombie).
 
 On the host's import path: no ``from __future__ import annotations``.
 """
@@ -41,6 +45,8 @@ SENDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sender.py")
 RESULT_FD = 3
 #: Linux refuses a single argument longer than 128 KiB; stay well below it.
 MAX_SETTINGS = 100_000
+#: The shell that makes an orphan of the sender (POSIX: a background job of a shell that exits).
+SHELL = "/bin/sh"
 
 _interpreter: "list[str | None]" = []
 
@@ -156,12 +162,16 @@ def _inheritable_fds(keep: "int | None") -> "list[int]":
     return fds
 
 
-def spawn(jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = None) -> "int | None":
+def spawn(
+    jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = None, orphan: bool = False
+) -> "int | None":
     """Start one detached sender for ``jobs``; its pid, or None when it could not be started.
 
     ``delay``: seconds the sender sleeps before it imports anything (keeps it out of the
     way of a host that is starting up). ``result_fd``: the write end of a pipe the sender
-    reports each outcome to (see :mod:`scarf_autoping.sender`). Never raises.
+    reports each outcome to (see :mod:`scarf_autoping.sender`). ``orphan``: the sender is
+    not left as the host's child; the pid returned is then the shell's, already reaped.
+    Never raises.
     """
     try:
         exe = interpreter()
@@ -176,6 +186,9 @@ def spawn(jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = N
         if sys.flags.utf8_mode:
             argv += ["-X", "utf8"]
         argv += [SENDER, settings]
+        path = exe
+        if orphan and os.access(SHELL, os.X_OK):
+            path, argv = SHELL, [SHELL, "-c", '"$@" &', "sh", *argv]
         actions = []
         if result_fd is not None:
             actions.append((os.POSIX_SPAWN_DUP2, result_fd, RESULT_FD))
@@ -191,9 +204,15 @@ def spawn(jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = N
     # Nothing may run between a successful spawn and the return: a caller told "no
     # process" sends the ping itself, and it must never be sent twice.
     try:
-        return _posix.posix_spawn(exe, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
+        pid = _posix.posix_spawn(path, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
     except BaseException:  # noqa: BLE001 - the spawn itself failed: nothing was started
         return None
+    if path == SHELL:
+        try:
+            _posix.waitpid(pid, 0)  # the shell has started the sender in the background and exits
+        except BaseException:  # noqa: BLE001 - reaped by someone else, or interrupted: started all the same
+            pass
+    return pid
 
 
 def result_pipe() -> "tuple[int, int] | None":

@@ -120,7 +120,7 @@ class Job:
 class _Sender:
     """A detached sender the thread waits on: its pid, result pipe and jobs."""
 
-    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "reaped")
+    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "orphan", "pid", "reaped")
 
     def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float) -> None:
         self.pid = pid
@@ -130,6 +130,7 @@ class _Sender:
         self.buffer = b""
         self.eof = False
         self.reaped = False
+        self.orphan = False
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
@@ -175,7 +176,7 @@ def submit(job: "Job") -> None:
             _queue.remove(job)
     # No thread of ours may run here (uWSGI forks its workers from C, at any time) or
     # none could be started: a detached sender, after the deferral, without a thread.
-    if _hand_over([job], delay=0.0 if _exiting else DEFERRAL):
+    if _hand_over([job], delay=0.0 if _exiting else DEFERRAL, orphan=not _exiting):
         why = "uWSGI process" if uwsgi else "interpreter exit" if _exiting else "no worker thread"
         _resolve(job, "failed", f"{why}: no detached sender could be started")
 
@@ -271,8 +272,11 @@ def _dispatch(batch: "list[Job]") -> None:
         _send_here(job)
 
 
-def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
-    """A detached sender for ``jobs`` that reports back through a pipe; None if none started."""
+def _start_sender(jobs: "list[Job]", *, delay: float, orphan: bool = False) -> "_Sender | None":
+    """A detached sender for ``jobs`` that reports back through a pipe; None if none started.
+
+    ``orphan``: nobody of ours will be there to reap it (a fork hook), so it is not our child.
+    """
     pipe = spawn.result_pipe()
     if pipe is None:
         return None
@@ -280,13 +284,14 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     now = time.monotonic()
     for job in jobs:
         job.started = now
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end)
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=orphan)
     _close(write_end)
     if pid is None:
         _close(read_end)
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
     sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
+    sender.reaped = sender.orphan = orphan  # the shell that started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
         _unbusy(jobs)
@@ -448,13 +453,13 @@ _IMPORT_TIME_WARNINGS = (
 # --- hand-over ------------------------------------------------------------------------
 
 
-def _hand_over(jobs: "list[Job]", *, delay: float) -> "list[Job]":
+def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False) -> "list[Job]":
     """Give ``jobs`` to a detached sender nobody waits on; return those that could not be."""
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay) if jobs else None
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay, orphan=orphan) if jobs else None
     if pid is None:
         return jobs
     for job in jobs:
-        _settle(job, "handed-over", f"sent by a detached process (pid {pid})")
+        _settle(job, "handed-over", "sent by a detached process" + ("" if orphan else f" (pid {pid})"))
     return []
 
 
@@ -498,7 +503,8 @@ def _at_exit() -> None:
             _read(sender)
             for job in sender.jobs:
                 if job is not None:
-                    _resolve(job, "handed-over", f"sent by a detached process (pid {sender.pid})")
+                    _resolve(job, "handed-over", "sent by a detached process"
+                             + ("" if sender.orphan else f" (pid {sender.pid})"))
         with _lock:
             pending = [job.ping for job in waiting + _inline if job.ping.status == "pending"]
         if pending:
@@ -677,7 +683,7 @@ def _after_fork_parent() -> None:
             del _queue[:]
             remaining = 0.0 if _hurry else max(0.0, _deadline - time.monotonic())
         detached = [job for job in queued if job.detach]
-        if detached and _start_sender(detached, delay=remaining) is not None:
+        if detached and _start_sender(detached, delay=remaining, orphan=True) is not None:
             queued = [job for job in queued if not job.detach]
         if queued:
             # Only a ping that must be sent from the host restarts the thread here.
