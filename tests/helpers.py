@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+#: Seconds to wait before concluding that *nothing* arrived from a short-lived child: longer
+#: than a hand-over at exit takes (a detached sender starting and importing requests).
+NOTHING_QUIET = 1.5
+
 #: Variables every child keeps from the parent so the interpreter can start at all.
 _KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
 
@@ -199,6 +203,15 @@ class Collector:
             time.sleep(0.01)
         with self._lock:
             return list(self.requests)
+
+    def expect(self, count: int, timeout: float = 10.0, quiet: float = 0.3) -> list[Request]:
+        """Wait for ``count`` requests, then ``quiet`` seconds for stragglers; return them all.
+
+        A short-lived host hands its ping to a detached sender as it exits, so the request
+        arrives a moment after the host has gone (longer on a loaded machine).
+        """
+        self.wait_for(count, timeout)
+        return self.settle(quiet)
 
     def settle(self, quiet: float = 0.3) -> list[Request]:
         """Wait ``quiet`` seconds for stragglers, then return every request so far."""

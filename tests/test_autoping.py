@@ -7,7 +7,7 @@ import re
 import sys
 
 import pytest
-from helpers import autoping_package, child_env, free_port, make_package, run_child
+from helpers import NOTHING_QUIET, autoping_package, child_env, free_port, make_package, run_child
 
 PATH_T = "{base}/t/{package}/{version}/{os}/{python}/{arch}/{distro}"
 QUERY_T = "{base}/q{?package,version,platform,python,arch,distro,ci}"
@@ -22,7 +22,7 @@ def test_path_form_delivers_one_request_with_the_right_values(collector, site):
     child = run_child("import pkg_path", child_env(site))
     assert child.returncode == 0, child
     assert child.stdout == child.stderr == ""
-    reqs = collector.settle()
+    reqs = collector.expect(1)
     assert len(reqs) == 1
     parts = reqs[0].path.split("/")
     import platform
@@ -39,7 +39,7 @@ def test_query_form_delivers_one_request_with_the_right_values(collector, site):
     autoping_package(site, "pkg_query", _template(collector, QUERY_T), version="0.9")
     child = run_child("import pkg_query", child_env(site))
     assert (child.returncode, child.stdout, child.stderr) == (0, "", "")
-    reqs = collector.settle()
+    reqs = collector.expect(1)
     assert len(reqs) == 1
     q = reqs[0].query
     assert q["package"] == "pkg_query"
@@ -86,7 +86,7 @@ def test_opt_out_variables_send_nothing_and_import_nothing_heavy(collector, site
     assert first == "disabled False False 1"
     assert name in reason
     assert child.stderr == ""
-    assert collector.settle(0.2) == []
+    assert collector.settle(NOTHING_QUIET) == []
 
 
 def test_scarf_analytics_false_opts_out(collector, site):
@@ -96,7 +96,7 @@ def test_scarf_analytics_false_opts_out(collector, site):
                           child_env(site, SCARF_ANALYTICS=value))
         assert child.stdout.split()[0] == "disabled", (value, child)
         assert "SCARF_ANALYTICS" in child.stdout
-    assert collector.settle(0.2) == []
+    assert collector.settle(NOTHING_QUIET) == []
 
 
 @pytest.mark.parametrize("value", ["0", "false", "", "no", "off", " False "])
@@ -122,7 +122,7 @@ def test_ci_is_skipped_by_default(collector, site, name):
     assert child.returncode == 0
     assert child.stdout.startswith("disabled CI detected")
     assert name in child.stdout
-    assert collector.settle(0.2) == []
+    assert collector.settle(NOTHING_QUIET) == []
 
 
 def test_ci_false_value_is_not_ci(collector, site):
@@ -164,7 +164,7 @@ def test_reloads_and_fifty_threads_send_one_request(collector, site):
         child_env(site),
     )
     assert (child.returncode, child.stderr) == (0, ""), child
-    assert len(collector.settle(0.5)) == 1
+    assert len(collector.expect(1, quiet=0.5)) == 1
 
 
 def test_two_packages_two_requests_one_thread(collector, site):
@@ -181,7 +181,7 @@ def test_two_packages_two_requests_one_thread(collector, site):
         child_env(site),
     )
     assert (child.returncode, child.stderr) == (0, ""), child
-    reqs = collector.settle()
+    reqs = collector.expect(2)
     assert sorted(r.query["package"] for r in reqs) == ["pkg_one", "pkg_two"]
 
 
@@ -218,7 +218,7 @@ def test_spawn_pool_children_do_not_ping_again(collector, site, tmp_path):
     child = run_child(f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')", child_env(site))
     assert child.returncode == 0, child
     assert child.stdout.strip() == "['disabled']"
-    assert len(collector.settle(0.5)) == 1
+    assert len(collector.expect(1, quiet=0.5)) == 1
 
 
 def test_subprocess_with_inherited_environment_does_not_ping_again(collector, site):
@@ -235,7 +235,7 @@ def test_subprocess_with_inherited_environment_does_not_ping_again(collector, si
     )
     assert child.returncode == 0, child
     assert "SCARF_AUTOPING_PINGED" in child.stdout
-    assert len(collector.settle(0.3)) == 1
+    assert len(collector.expect(1)) == 1
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -264,7 +264,7 @@ def test_fork_while_worker_imports_its_dependencies(collector, site):
     lines = sorted(child.stdout.splitlines())
     assert lines[0].startswith("child ") and lines[0].endswith(" True")
     assert lines[1] == "parent 0 True"
-    assert len(collector.settle(0.5)) == 1
+    assert len(collector.expect(1, quiet=0.5)) == 1
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_faults_never_reach_the_host(make_collector, site, shape, args):
     assert float(child.stdout) < 500  # import is not held up by the network
     assert child.seconds < 1.0 + 2.5  # exit_timeout plus interpreter start and margin
     if server is not None:
-        assert len(server.settle(0.2)) == 1  # delivered once, the redirect not followed
+        assert len(server.expect(1)) == 1  # delivered once, the redirect not followed
 
 
 def test_redirect_and_500_statuses(make_collector, site):

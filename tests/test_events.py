@@ -10,7 +10,7 @@ import time
 import types
 
 import pytest
-from helpers import child_env, free_port, run_child
+from helpers import NOTHING_QUIET, child_env, free_port, run_child
 
 import scarf_autoping
 from scarf_autoping import Ping, ScarfEventLogger
@@ -165,7 +165,7 @@ def test_opted_out_imports_nothing_heavy(collector):
         child_env(DO_NOT_TRACK="1"),
     )
     assert (child.returncode, child.stdout, child.stderr) == (0, "False disabled False\n", ""), child
-    assert collector.settle(0.2) == []
+    assert collector.settle(NOTHING_QUIET) == []
 
 
 # --- faults ------------------------------------------------------------------------------
