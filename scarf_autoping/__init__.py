@@ -61,18 +61,21 @@ class Ping:
             pending, when disabled and when handed over at exit.
         status: ``"pending"``, then one of ``"sent"``, ``"failed"``, ``"handed-over"`` (a
             detached process sends it after this one has gone on or exited) and
-            ``"dropped"`` (``on_exit="drop"``); or ``"disabled"`` from the start.
+            ``"dropped"`` (``on_exit="drop"``); or ``"disabled"`` from the start. With a
+            ``retry_interval``, ``"retrying"`` between failed attempts.
         reason: a short text saying why it is disabled or failed (or the HTTP status once sent).
+        attempts: how many attempts have had an outcome in this process.
         exit_timeout: the most seconds interpreter exit may wait for this ping.
     """
 
-    __slots__ = ("_done", "exit_timeout", "package", "reason", "status", "url")
+    __slots__ = ("_done", "attempts", "exit_timeout", "package", "reason", "status", "url")
 
     def __init__(self, package: str, exit_timeout: float = 1.0) -> None:
         self.package = package
         self.url: str | None = None
         self.status = "pending"
         self.reason: str | None = None
+        self.attempts = 0
         self.exit_timeout = exit_timeout
         self._done: object | None = None
         self._renew()
@@ -92,6 +95,7 @@ class Ping:
         ping.url = None
         ping.status = "disabled"
         ping.reason = reason
+        ping.attempts = 0
         ping.exit_timeout = 0.0
         ping._done = None
         return ping
@@ -111,8 +115,15 @@ class Ping:
                 done.release()  # type: ignore[attr-defined]
         return self.status == "sent"
 
+    def _retrying(self, reason: "str | None") -> None:
+        """One more failed attempt; the ping stays unsettled (``wait()`` goes on waiting)."""
+        if self.status in ("pending", "retrying"):
+            self.attempts += 1
+            self.status = "retrying"
+            self.reason = reason
+
     def _resolve(self, status: str, reason: "str | None" = None) -> None:
-        if self.status != "pending":
+        if self.status not in ("pending", "retrying"):
             return
         self.status = status
         self.reason = reason
@@ -123,7 +134,8 @@ class Ping:
                 pass
 
     def __repr__(self) -> str:
-        return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason})" if self.reason else "") + ">"
+        tries = f", attempt {self.attempts}" if self.status == "retrying" else ""
+        return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason}{tries})" if self.reason else "") + ">"
 
 
 _registry: "dict[str, Ping]" = {}
@@ -140,6 +152,7 @@ def autoping(
     exit_timeout: float = 1.0,
     skip_ci: bool = True,
     on_exit: str = "handoff",
+    retry_interval: "float | None" = None,
 ) -> "Ping":
     """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
@@ -158,6 +171,10 @@ def autoping(
             ``"handoff"`` (default) gives it to a detached sender process and exits at once;
             ``"wait"`` never starts a process: the host sends it and exit waits at most
             ``exit_timeout``; ``"drop"`` drops it.
+        retry_interval: for long-running processes whose network may not be up yet: after
+            a network failure, a timeout, a 5xx or a 429, try again after this many
+            seconds (1 to 86400, jittered; a later ``Retry-After`` wins), for as long as
+            the process lives, until one attempt is delivered. ``None`` (default): one attempt.
 
     Raises:
         TemplateError: the template is malformed, is not http(s), or names a variable
@@ -169,11 +186,13 @@ def autoping(
     in the same process returns the same :class:`Ping` and sends nothing more.
     """
     extra = _check_arguments(package, template, version, variables, timeout, exit_timeout)
+    interval = None
+    if retry_interval is not None:
+        from . import retry
+
+        interval = retry.check_interval(retry_interval)
     if on_exit not in ON_EXIT:
         raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
-    if not host.main_interpreter():
-        # No thread, no hook, no marker: the process's ping comes from its main interpreter.
-        return Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
     key = policy.normalize(package)
     with _registry_lock:
         existing = _registry.get(key)
@@ -188,6 +207,10 @@ def autoping(
                 from .output import debug as write_debug
 
                 write_debug(f"{package}: disabled ({decision.reason})")
+            return ping
+        if not host.main_interpreter():
+            # No thread, no hook, no marker: the process's ping comes from its main interpreter.
+            ping = _registry[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
             return ping
         ping = _registry[key] = Ping(package, exit_timeout)
         # Children that inherit this environment (spawn, forkserver, subprocess) skip it.
@@ -206,6 +229,7 @@ def autoping(
         "variables": extra,
         "ci": decision.ci,
         "timeout": float(timeout),
+        "retry_interval": interval,
     }
     worker.submit(
         worker.Job(
@@ -235,11 +259,15 @@ def _preparer(ping: "Ping", template: str, version: "str | None", extra: "dict[s
 
 
 def _sender(timeout: float) -> object:
-    def send(url: object) -> "tuple[str, str | None]":
+    def send(url: object) -> "tuple[str, str | None, float | None]":
         from . import transport
 
         result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
-        return ("sent" if result.delivered else "failed"), result.describe()
+        if result.delivered:
+            return "sent", result.describe(), None
+        from . import retry
+
+        return "failed", result.describe(), retry.retryable(result.status_code, result.retry_after)
 
     return send
 

@@ -17,16 +17,34 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 import _thread
 import sys
 
+_main: "list[bool]" = []
+
 
 def main_interpreter() -> bool:
-    """False inside a sub-interpreter (CPython 3.12+ reports it; older ones are taken as main)."""
-    check = getattr(_thread, "_is_main_interpreter", None)
-    if check is None:
-        return True
+    """False inside a sub-interpreter, where no thread of ours may run.
+
+    CPython 3.12+ says so through ``_thread._is_main_interpreter`` (a C call). CPython
+    3.9-3.11 have only their sub-interpreter test module to ask, which costs the first
+    call 0.5-1 ms to load, so the answer is cached and the question is asked only for a
+    ping that will be sent. It matters there: mod_wsgi runs applications in legacy
+    sub-interpreters by default, and a thread of ours alive when one ends aborts the
+    process (``Py_EndInterpreter: thread still has a frame``).
+    """
+    if _main:
+        return _main[0]
+    answer = True
     try:
-        return bool(check())
-    except Exception:  # noqa: BLE001 - an odd runtime: assume the common case
-        return True
+        check = getattr(_thread, "_is_main_interpreter", None)
+        if check is not None:
+            answer = bool(check())
+        elif sys.version_info < (3, 12) and sys.implementation.name == "cpython":
+            import _xxsubinterpreters as interpreters
+
+            answer = interpreters.get_current() == interpreters.get_main()
+    except Exception:  # noqa: BLE001 - no way to tell: assume the common case
+        answer = True
+    _main.append(answer)
+    return answer
 
 
 def uwsgi_process() -> bool:
