@@ -4,10 +4,12 @@ Started by :func:`scarf_autoping.spawn.spawn` as ``python -I -S sender.py SETTIN
 with the null device on stdin/stdout/stderr, in a session of its own. ``SETTINGS`` is
 one JSON argument::
 
-    {"jobs": [JOB, ...], "path": [host sys.path], "delay": seconds, "report": bool}
+    {"jobs": [JOB, ...], "path": [host sys.path], "delay": seconds, "report": bool,
+     "loop": bool, "host": pid}
 
     JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
-                     "variables": {...}, "ci": false, "timeout": 3.0}
+                     "variables": {...}, "ci": false, "timeout": 3.0, "retry_interval": null | s,
+                     "wait": extra seconds before the first attempt}
     JOB (an event): {"method": "POST", "url": ..., "body": "...", "timeout": 3.0, "event": true}
 
 It sleeps ``delay`` seconds (a host that is starting up keeps the machine to itself),
@@ -15,7 +17,14 @@ builds each URL from the same template and facts code the host would use, sends 
 the same transport (proxies from the environment, no redirects, no body read, the
 ping's ``timeout``), and, with ``report``, writes one line per job to descriptor 3::
 
-    <index> TAB <status> TAB <reason> TAB <url> NEWLINE
+    <index> TAB <status> TAB <reason> TAB <url> TAB <retry> NEWLINE
+
+where ``<retry>`` is empty when a failure is final and otherwise the least seconds to
+wait before trying again (see :mod:`scarf_autoping.retry`; the host schedules it).
+
+With ``loop`` (set where no thread of the host's will schedule retries: uWSGI, a fork),
+a job with a ``retry_interval`` is tried again here, for as long as the host process
+``host`` lives; once it is gone, one last attempt is made, as a hand-over would.
 
 It never prints, always exits 0 (a process manager that reaps it, such as gunicorn's
 arbiter, must see nothing unusual) and is gone within ``delay`` plus the largest
@@ -30,19 +39,48 @@ import sys
 GRACE = 2.0
 
 
-def _report(fd: "int | None", index: int, status: str, reason: "str | None", url: "str | None") -> None:
+def _report(
+    fd: "int | None", index: int, status: str, reason: "str | None", url: "str | None", retry: "float | None"
+) -> None:
     if fd is None:
         return
-    fields = [str(index), status, reason or "", url or ""]
+    fields = [str(index), status, reason or "", url or "", "" if retry is None else repr(retry)]
     line = "\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n"
     try:
         os.write(fd, line.encode("utf-8", "backslashreplace")[:3500])
-    except OSError:  # the host has gone: nobody is listening any more
+    except OSError:  # the host has gone, or a full pipe nobody reads: never block on it
         pass
 
 
-def _deliver(index: int, job: dict, fd: "int | None") -> None:
-    from scarf_autoping import transport
+def _host_alive(pid: "int | None") -> bool:
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, under another user
+        pass
+    return True
+
+
+def _sleep(seconds: float, host: "int | None") -> bool:
+    """Sleep ``seconds``, looking at the host every few seconds; False once it is gone."""
+    import time
+
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 2.0))
+        if not _host_alive(host):
+            return False
+
+
+def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
+    """One try: ``(status, reason, url, retry)`` (``retry``: None when final or sent)."""
+    from scarf_autoping import retry, transport
 
     method = job.get("method", "GET")
     timeout = float(job.get("timeout", 3.0))
@@ -63,9 +101,26 @@ def _deliver(index: int, job: dict, fd: "int | None") -> None:
             body = None
         result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
         good = result.ok if job.get("event") else result.delivered
-        _report(fd, index, "sent" if good else "failed", result.describe(), url)
+        if good:
+            return "sent", result.describe(), url, None
+        return "failed", result.describe(), url, retry.retryable(result.status_code, result.retry_after)
     except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
-        _report(fd, index, "failed", type(exc).__name__, url)
+        return "failed", type(exc).__name__, url, None
+
+
+def _deliver(index: int, job: dict, fd: "int | None", loop: bool, host: "int | None") -> None:
+    from scarf_autoping import retry
+
+    interval = job.get("retry_interval") if loop else None
+    if job.get("wait") and not _sleep(float(job["wait"]), host if interval else None):
+        interval = None  # the host has gone while we waited: one attempt, as a hand-over
+    while True:
+        status, reason, url, again = _attempt(job)
+        if status == "sent" or again is None or not interval:
+            _report(fd, index, status, reason, url, again)
+            return
+        if not _sleep(retry.next_delay(float(interval), again, retry.jitter_fraction()), host):
+            interval = None
 
 
 def main(argv: "list[str]") -> None:
@@ -79,13 +134,17 @@ def main(argv: "list[str]") -> None:
         settings = json.loads(argv[1])
         jobs = settings.get("jobs") or []
         delay = float(settings.get("delay") or 0.0)
-        longest = max((float(job.get("timeout", 3.0)) for job in jobs), default=0.0)
+        longest = max((float(job.get("timeout", 3.0)) + float(job.get("wait") or 0.0) for job in jobs), default=0.0)
         deadline = started + delay + longest + GRACE
+        loop = bool(settings.get("loop"))
+        host = settings.get("host") if isinstance(settings.get("host"), int) else None
         try:
             os.chdir("/")  # never keep the host's working directory busy
         except OSError:
             pass
         fd = 3 if settings.get("report") else None
+        if fd is not None:
+            os.set_blocking(fd, False)  # a host that reads no more must never hold us
         if delay:
             time.sleep(delay)
         sys.path[:0] = [p for p in settings.get("path") or [] if isinstance(p, str)]
@@ -101,7 +160,7 @@ def main(argv: "list[str]") -> None:
 
         def run(index: int, job: dict) -> None:
             try:
-                _deliver(index, job, fd)
+                _deliver(index, job, fd, loop, host)
             finally:
                 with count:
                     left[0] -= 1
@@ -112,8 +171,10 @@ def main(argv: "list[str]") -> None:
             done.acquire()
             for index, job in enumerate(jobs):
                 _thread.start_new_thread(run, (index, job))
-            # The main thread only waits: a job stuck in DNS cannot hold the process past the deadline.
-            done.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            # The main thread only waits: a job stuck in DNS cannot hold the process past the
+            # deadline. A sender that retries for a living host has no deadline but its host.
+            retrying = loop and any(job.get("retry_interval") for job in jobs)
+            done.acquire(timeout=-1 if retrying else max(0.0, deadline - time.monotonic()))
     except BaseException:  # noqa: BLE001 - the sender is silent and always exits 0
         pass
     os._exit(0)

@@ -163,7 +163,12 @@ def _inheritable_fds(keep: "int | None") -> "list[int]":
 
 
 def spawn(
-    jobs: "list[dict]", *, delay: float = 0.0, result_fd: "int | None" = None, orphan: bool = False
+    jobs: "list[dict]",
+    *,
+    delay: float = 0.0,
+    result_fd: "int | None" = None,
+    orphan: bool = False,
+    loop: bool = False,
 ) -> "int | None":
     """Start one detached sender for ``jobs``; its pid, or None when it could not be started.
 
@@ -171,15 +176,21 @@ def spawn(
     way of a host that is starting up). ``result_fd``: the write end of a pipe the sender
     reports each outcome to (see :mod:`scarf_autoping.sender`). ``orphan``: the sender is
     not left as the host's child; the pid returned is then the shell's, already reaped.
-    Never raises.
+    ``loop``: the sender retries jobs that have a ``retry_interval`` for as long as this
+    process lives (no thread of ours will). Never raises.
     """
     try:
         exe = interpreter()
         if exe is None:
             return None
-        settings = encode(
-            {"jobs": jobs, "path": search_path(), "delay": max(0.0, float(delay)), "report": result_fd is not None}
-        )
+        settings = encode({
+            "jobs": jobs,
+            "path": search_path(),
+            "delay": max(0.0, float(delay)),
+            "report": result_fd is not None,
+            "loop": loop,
+            "host": os.getpid(),
+        })
         if len(settings) > MAX_SETTINGS:
             return None
         argv = [exe, "-I", "-S"]

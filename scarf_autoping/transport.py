@@ -14,14 +14,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Result:
-    """What became of one request: ``status_code`` when the server answered, else ``error``."""
+    """What became of one request: ``status_code`` when the server answered, else ``error``.
 
-    __slots__ = ("elapsed_ms", "error", "status_code")
+    ``retry_after``: the seconds a ``Retry-After`` header asked for, when there was one.
+    """
 
-    def __init__(self, status_code: int | None, error: str | None, elapsed_ms: float) -> None:
+    __slots__ = ("elapsed_ms", "error", "retry_after", "status_code")
+
+    def __init__(
+        self, status_code: int | None, error: str | None, elapsed_ms: float, retry_after: float | None = None
+    ) -> None:
         self.status_code = status_code
         self.error = error
         self.elapsed_ms = elapsed_ms
+        self.retry_after = retry_after
 
     @property
     def delivered(self) -> bool:
@@ -103,7 +109,8 @@ def send(
             stream=True,
             auth=_no_auth,
         )
-        return Result(response.status_code, None, (time.perf_counter() - started) * 1000)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return Result(response.status_code, None, (time.perf_counter() - started) * 1000, retry_after)
     except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
         # Exception, not BaseException: Ctrl-C during a synchronous event must still
         # interrupt the caller. (On the worker thread, the worker catches everything.)
@@ -114,6 +121,24 @@ def send(
                 response.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent or odd."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+        if when is None or when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _describe_error(exc: BaseException) -> str:

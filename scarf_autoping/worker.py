@@ -89,12 +89,12 @@ class Job:
     """One ping or event for the worker.
 
     ``spec`` is what a detached sender needs (plain data, see :mod:`scarf_autoping.sender`).
-    ``prepare()`` (imports, facts, the URL) and ``send(prepared) -> (status, reason)`` are
-    how the host sends it itself. ``detach``: deliver through a detached sender while the
+    ``prepare()`` (imports, facts, the URL) and ``send(prepared) -> (status, reason[, retry])``
+    are how the host sends it itself (``retry``: see :func:`scarf_autoping.retry.retryable`). ``detach``: deliver through a detached sender while the
     host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``.
     """
 
-    __slots__ = ("debug", "detach", "on_exit", "ping", "prepare", "send", "spec", "started")
+    __slots__ = ("debug", "detach", "on_exit", "ping", "prepare", "retry_interval", "send", "spec", "started")
 
     def __init__(
         self,
@@ -115,6 +115,7 @@ class Job:
         self.on_exit = on_exit
         self.debug = debug
         self.started = 0.0
+        self.retry_interval: float | None = spec.get("retry_interval")
 
 
 class _Sender:
@@ -136,6 +137,7 @@ class _Sender:
 _queue: "list[Job]" = []  # submitted, not yet dispatched
 _busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline
 _inline: "list[Job]" = []  # being sent from the host by the thread
+_later: "list[tuple[float, Job]]" = []  # (monotonic time, job): failed, to be tried again then
 _senders: "list[_Sender]" = []  # detached senders whose results are awaited
 _running = False  # a thread of ours exists
 _stop = False  # asks the thread to leave at its next look
@@ -176,7 +178,7 @@ def submit(job: "Job") -> None:
             _queue.remove(job)
     # No thread of ours may run here (uWSGI forks its workers from C, at any time) or
     # none could be started: a detached sender, after the deferral, without a thread.
-    if _hand_over([job], delay=0.0 if _exiting else DEFERRAL, orphan=not _exiting):
+    if _hand_over([job], delay=0.0 if _exiting else DEFERRAL, orphan=not _exiting, loop=not _exiting):
         why = "uWSGI process" if uwsgi else "interpreter exit" if _exiting else "no worker thread"
         _resolve(job, "failed", f"{why}: no detached sender could be started")
 
@@ -186,7 +188,7 @@ def hurry() -> None:
     global _hurry
     with _lock:
         _hurry = True
-        if _queue or _senders:
+        if _queue or _senders or _later:
             _ensure_thread()
     _wake_thread()
 
@@ -236,20 +238,23 @@ def _run(left: "object") -> None:
             with _lock:
                 if _stop:
                     return
-                batch = _queue[:]
+                now = time.monotonic()
+                batch = _queue[:] + [job for when, job in _later if when <= now]
                 del _queue[:]
+                _later[:] = [(when, job) for when, job in _later if when > now]
                 _busy.extend(batch)
-                if not batch and not _senders:
+                if not batch and not _senders and not _later:
                     _running, _hurry = False, False
                     return
             if batch:
                 _dispatch(batch)
             if _senders:
                 _poll_senders()
-                with _lock:
-                    idle = not _queue and not _stop
-                if idle and _senders:
-                    _wake.acquire(True, POLL)
+            with _lock:
+                nap = None if _queue or _stop else POLL if _senders else _until_next_retry()
+            if nap:
+                # Between retries: on a lock, the GIL released, for as long as there is to wait.
+                _wake.acquire(True, nap)
     except BaseException:  # noqa: BLE001 - interpreter shutdown can break anything here
         pass
     finally:
@@ -260,6 +265,13 @@ def _run(left: "object") -> None:
         except BaseException:  # noqa: BLE001
             pass
         left.release()  # type: ignore[attr-defined]
+
+
+def _until_next_retry() -> "float | None":
+    """Seconds until the earliest retry is due (caller holds ``_lock``), None if none."""
+    if not _later:
+        return None
+    return max(0.001, min(min(when for when, _ in _later) - time.monotonic(), _thread.TIMEOUT_MAX))
 
 
 def _dispatch(batch: "list[Job]") -> None:
@@ -341,14 +353,38 @@ def _read(sender: "_Sender") -> None:
     *lines, sender.buffer = sender.buffer.split(b"\n")
     for line in lines:
         fields = line.decode("utf-8", "replace").split("\t")
-        if len(fields) != 4 or not fields[0].isdigit():
+        if len(fields) != 5 or not fields[0].isdigit():
             continue
         index = int(fields[0])
         if index < len(sender.jobs) and sender.jobs[index] is not None:
             job = sender.jobs[index]
             sender.jobs[index] = None  # type: ignore[call-overload]
             status = fields[1] if fields[1] in ("sent", "failed") else "failed"
-            _settle(job, status, fields[2] or None, fields[3] or None)
+            try:
+                again = float(fields[4]) if fields[4] and not sender.orphan else None
+            except ValueError:
+                again = None
+            _outcome(job, status, fields[2] or None, fields[3] or None, again)
+
+
+def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", again: "float | None") -> None:
+    """Settle an attempt's outcome, or schedule the next attempt of a ping that retries."""
+    if status == "failed" and again is not None and job.retry_interval and not _exiting:
+        from . import retry
+
+        if url:
+            job.ping.url = url
+        delay = retry.next_delay(job.retry_interval, again, retry.jitter_fraction())
+        job.ping._retrying(reason)
+        if job.debug:
+            block = _thread.get_ident() == _worker_ident
+            debug(f"{job.ping.package}: attempt {job.ping.attempts} failed ({reason}), "
+                  f"retrying in {delay:.0f} s: {job.ping.url}", block=block)
+        with _lock:
+            _later.append((time.monotonic() + delay, job))
+        return
+    job.ping.attempts += 1
+    _settle(job, status, reason, url)
 
 
 def _finish(sender: "_Sender", reason: str) -> None:
@@ -372,13 +408,13 @@ def _send_here(job: "Job") -> None:
         with _import_lock:
             _warm_up()
             prepared = job.prepare()
-        status, reason = job.send(prepared)
+        status, reason, *hint = job.send(prepared)
     except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
-        status, reason = "failed", type(exc).__name__
+        status, reason, hint = "failed", type(exc).__name__, []
     with _lock:
         if job in _inline:
             _inline.remove(job)
-    _settle(job, status, reason)
+    _outcome(job, status, reason, job.ping.url, hint[0] if hint else None)
 
 
 def _settle(job: "Job", status: str, reason: "str | None", url: "str | None" = None) -> None:
@@ -453,9 +489,9 @@ _IMPORT_TIME_WARNINGS = (
 # --- hand-over ------------------------------------------------------------------------
 
 
-def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False) -> "list[Job]":
+def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False, loop: bool = False) -> "list[Job]":
     """Give ``jobs`` to a detached sender nobody waits on; return those that could not be."""
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay, orphan=orphan) if jobs else None
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay, orphan=orphan, loop=loop) if jobs else None
     if pid is None:
         return jobs
     for job in jobs:
@@ -472,8 +508,8 @@ def _at_exit() -> None:
     try:
         with _lock:
             _exiting = True
-            queued = _queue[:]
-            del _queue[:]
+            queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
+            del _queue[:], _later[:]
         for job in queued:
             if job.on_exit == "drop":
                 _resolve(job, "dropped", "dropped at interpreter exit")
@@ -506,7 +542,7 @@ def _at_exit() -> None:
                     _resolve(job, "handed-over", "sent by a detached process"
                              + ("" if sender.orphan else f" (pid {sender.pid})"))
         with _lock:
-            pending = [job.ping for job in waiting + _inline if job.ping.status == "pending"]
+            pending = [job.ping for job in waiting + _inline if job.ping.status in ("pending", "retrying")]
         if pending:
             _wait_for(pending, max(ping.exit_timeout for ping in pending))
     except KeyboardInterrupt:
@@ -552,14 +588,14 @@ def flush(timeout: "float | None" = None) -> bool:
     Returns True when everything settled.
     """
     with _lock:
-        pings = [job.ping for job in _queue + _busy + _inline]
+        pings = [job.ping for job in _queue + _busy + _inline] + [job.ping for _, job in _later]
         pings += [job.ping for sender in _senders for job in sender.jobs if job is not None]
-    pings = [ping for ping in pings if ping.status == "pending"]
+    pings = [ping for ping in pings if ping.status in ("pending", "retrying")]
     if not pings:
         return True
     hurry()
     _wait_for(pings, max(ping.exit_timeout for ping in pings) if timeout is None else timeout)
-    return all(ping.status != "pending" for ping in pings)
+    return all(ping.status not in ("pending", "retrying") for ping in pings)
 
 
 def _register_atexit() -> None:
@@ -680,15 +716,26 @@ def _after_fork_parent() -> None:
     try:
         with _lock:
             queued = _queue[:]
-            del _queue[:]
-            remaining = 0.0 if _hurry else max(0.0, _deadline - time.monotonic())
+            later = _later[:]
+            del _queue[:], _later[:]
+            now = time.monotonic()
+            remaining = 0.0 if _hurry else max(0.0, _deadline - now)
         detached = [job for job in queued if job.detach]
         if detached and _start_sender(detached, delay=remaining, orphan=True) is not None:
             queued = [job for job in queued if not job.detach]
-        if queued:
+        # A ping waiting to retry: a sender that sleeps until it is due and goes on
+        # retrying for as long as this process lives (no thread of ours will be here).
+        waiting = [job for _, job in later if job.detach]
+        specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
+        if waiting and spawn.spawn(specs, orphan=True, loop=True) is not None:
+            for job in waiting:
+                _resolve(job, "handed-over", "a detached process retries it for as long as this process lives")
+            later = [(when, job) for when, job in later if not job.detach]
+        if queued or later:
             # Only a ping that must be sent from the host restarts the thread here.
             with _lock:
                 _queue[:0] = queued
+                _later.extend(later)
                 _ensure_thread()
     except BaseException:  # noqa: BLE001 - never an error in the host's fork
         pass
@@ -701,8 +748,9 @@ def _after_fork_child() -> None:
         return
     if not _fork_held[0]:
         _fork_dirty = True
-    inherited = [p for p in _face._registry.values() if p.status == "pending"]
+    inherited = [p for p in _face._registry.values() if p.status in ("pending", "retrying")]
     inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
+    inherited += [job.ping for _, job in _later if job.ping not in inherited]
     for sender in _senders:
         _close(sender.fd)
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
@@ -711,7 +759,7 @@ def _after_fork_child() -> None:
     _wake = _allocate_lock()
     _wake.acquire()
     _import_lock = _allocate_lock()
-    del _queue[:], _busy[:], _inline[:], _senders[:]
+    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the

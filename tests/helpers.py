@@ -113,6 +113,7 @@ class Request:
         self.raw_query = split.query
         self.headers = headers
         self.body = body
+        self.at = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
@@ -123,10 +124,12 @@ class Collector:
 
     ``behaviour`` decides the answer: ``"ok"`` (204), ``"status:500"``,
     ``"redirect:<url>"``, ``"body:<bytes>"`` (a 200 with that many bytes announced and
-    streamed slowly), ``"hang"`` (accept, never answer), ``"delay:<seconds>"``.
+    streamed slowly), ``"hang"`` (accept, never answer), ``"delay:<seconds>"``,
+    ``"sequence:503,429/2,204"`` (one status per request in turn, the last one repeated;
+    ``429/2`` adds ``Retry-After: 2``). ``port``: listen there (a port that refused until now).
     """
 
-    def __init__(self, behaviour: str = "ok") -> None:
+    def __init__(self, behaviour: str = "ok", port: int = 0) -> None:
         self.behaviour = behaviour
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -152,7 +155,7 @@ class Collector:
             daemon_threads = True
             allow_reuse_address = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -160,6 +163,20 @@ class Collector:
 
     def _answer(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         kind, _, arg = self.behaviour.partition(":")
+        if kind == "sequence":
+            steps = arg.split(",")
+            with self._lock:
+                step = steps[min(len(self.requests), len(steps)) - 1]
+            code, _, after = step.partition("/")
+            try:
+                handler.send_response(int(code))
+                if after:
+                    handler.send_header("Retry-After", after)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+            except OSError:
+                pass
+            return
         try:
             if kind == "hang":
                 self._stop.wait(60)
