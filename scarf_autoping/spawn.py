@@ -221,8 +221,9 @@ def spawn(
     if path == SHELL:
         try:
             _posix.waitpid(pid, 0)  # the shell has started the sender in the background and exits
-        except BaseException:  # noqa: BLE001 - reaped by someone else, or interrupted: started all the same
+        except OSError:  # reaped by someone else (a SIGCHLD handler): started all the same
             pass
+        # A KeyboardInterrupt here is the host's own Ctrl-C: it goes on to the host.
     return pid
 
 
