@@ -18,7 +18,7 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 import os
 from _thread import RLock
 
-from . import host, policy
+from . import policy
 from .template import TemplateError, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
@@ -82,6 +82,8 @@ class Ping:
 
     def _renew(self) -> None:
         """A fresh 'settled' lock: held until the ping is settled (also after a fork)."""
+        from . import host
+
         allocate_lock, _ = host.thread_primitives()
         done = allocate_lock()
         done.acquire()  # type: ignore[attr-defined]
@@ -208,6 +210,8 @@ def autoping(
 
                 write_debug(f"{package}: disabled ({decision.reason})")
             return ping
+        from . import host
+
         if not host.main_interpreter():
             # No thread, no hook, no marker: the process's ping comes from its main interpreter.
             ping = _registry[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
