@@ -1,4 +1,4 @@
-"""What the one ``autoping`` line costs the program that imports a package (issue 2).
+"""What the one ``autoping`` line costs the program that imports a package (issues 2 and 8).
 
 Run it with the project installed (``pip install -e .``)::
 
