@@ -9,6 +9,12 @@ What is here, and why:
 * :func:`write_package` writes a throwaway package with real ``dist-info`` metadata.
 * :class:`Collector` is a loopback HTTP server in its own thread: it answers after a
   configurable delay, or accepts and never answers (``hang``), and records every path.
+* :class:`Reaper` makes this process the *child subreaper* of everything it starts
+  (Linux ``prctl``): a detached process that a host started and left behind (the
+  library's detached sender, handed a ping at exit) is re-parented here instead of to
+  init, so it can be waited for and measured (lifetime after its host exited, peak
+  memory). Waiting for it before the next child starts keeps its CPU burst (it imports
+  ``requests``) out of the next child's figures on a 2-CPU machine.
 * :class:`Bench` writes one package per (round, kind, variant) into a per-round site
   directory, compiles them once, warms up once, then runs rounds in which the variants
   are interleaved in a random order; results are paired per round so that differences
@@ -20,6 +26,7 @@ import from ``tests/``.
 
 from __future__ import annotations
 
+import ctypes
 import http.server
 import importlib.util
 import os
@@ -106,15 +113,21 @@ def compile_tree(paths: Iterable[Path]) -> None:
 
 
 class ChildRun:
-    """One child: exit code, the number it printed (seconds, or None), wall seconds, stderr."""
+    """One child: exit code, the number it printed last (seconds, or None), wall seconds,
+    stdout lines, stderr; ``ended``: ``time.perf_counter()`` when it had exited; ``orphans``:
+    what the processes it left behind did (see :class:`Reaper`)."""
 
-    __slots__ = ("returncode", "stderr", "value", "wall")
+    __slots__ = ("ended", "lines", "orphans", "returncode", "stderr", "value", "wall")
 
-    def __init__(self, returncode: int, value: float | None, wall: float, stderr: str) -> None:
+    def __init__(self, returncode: int, value: float | None, wall: float, stderr: str, lines: list[str] | None = None,
+                 ended: float = 0.0) -> None:
         self.returncode = returncode
         self.value = value
         self.wall = wall
         self.stderr = stderr
+        self.lines = lines or []
+        self.ended = ended
+        self.orphans: list[Orphan] = []
 
     @property
     def ok(self) -> bool:
@@ -122,14 +135,20 @@ class ChildRun:
 
 
 def run_child(code: str, env: dict[str, str], timeout: float = 60.0) -> ChildRun:
-    """Run ``python -c code`` with exactly ``env``; wall time measured around the process."""
+    """Run ``python -c code`` with exactly ``env``; wall time measured around the process.
+
+    The wall time ends when the child has exited *and* its stdout/stderr pipes are closed,
+    as a caller reading its output sees it: a detached process that kept them open would
+    show up here.
+    """
     started = time.perf_counter()
     try:
         proc = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
                               check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return ChildRun(-1, None, time.perf_counter() - started, "timed out")
-    wall = time.perf_counter() - started
+        ended = time.perf_counter()
+        return ChildRun(-1, None, ended - started, "timed out", ended=ended)
+    ended = time.perf_counter()
     value = None
     lines = proc.stdout.strip().splitlines()
     if lines:
@@ -137,7 +156,18 @@ def run_child(code: str, env: dict[str, str], timeout: float = 60.0) -> ChildRun
             value = float(lines[-1])
         except ValueError:
             value = None
-    return ChildRun(proc.returncode, value, wall, proc.stderr)
+    return ChildRun(proc.returncode, value, ended - started, proc.stderr, lines, ended)
+
+
+def figure(run: ChildRun, field: str | int) -> float | None:
+    """One figure of a child: ``"value"`` (the number it printed last), ``"wall"``, or the
+    number on stdout line ``field`` when ``field`` is an int (None when there is none)."""
+    if not isinstance(field, int):
+        return getattr(run, field)
+    try:
+        return float(run.lines[field])
+    except (IndexError, ValueError):
+        return None
 
 
 def calibrate_loop(target_ms: float) -> int:
@@ -160,6 +190,8 @@ class Collector:
         self.delay = delay
         self.hang = hang
         self.paths: list[str] = []
+        #: ``(time.perf_counter(), path)`` of every request, as it arrived (before any delay).
+        self.arrivals: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         collector = self
@@ -174,8 +206,10 @@ class Collector:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
+                now = time.perf_counter()
                 with collector._lock:
                     collector.paths.append(self.path)
+                    collector.arrivals.append((now, self.path))
                 if collector.hang:
                     collector._stop.wait(120)
                     return
@@ -207,10 +241,145 @@ class Collector:
         with self._lock:
             return list(self.paths)
 
+    def first_arrivals(self) -> dict[str, float]:
+        """Package name (a path's second segment: ``/p/<name>/...``) -> when its first request arrived."""
+        out: dict[str, float] = {}
+        with self._lock:
+            arrivals = list(self.arrivals)
+        for when, path in arrivals:
+            name = path_name(path)
+            if name is not None and name not in out:
+                out[name] = when
+        return out
+
     def close(self) -> None:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def path_name(path: str) -> str | None:
+    """The package name in a request path ``/<prefix>/<name>/...``, or None."""
+    parts = path.split("?")[0].split("/")
+    return parts[2] if len(parts) > 2 else None
+
+
+class Orphan:
+    """A process a child left behind, re-parented to us: its pid, when its host had exited
+    (``since``), seconds from then to its exit (``lifetime``, None while unknown or when it
+    was only seen late), peak memory in MiB and CPU seconds (from ``wait4``)."""
+
+    __slots__ = ("cpu", "lifetime", "maxrss", "pid", "since")
+
+    def __init__(self, pid: int, since: float) -> None:
+        self.pid = pid
+        self.since = since
+        self.lifetime: float | None = None
+        self.maxrss: float | None = None
+        self.cpu: float | None = None
+
+
+class Reaper:
+    """This process as the child subreaper of everything it starts (Linux only).
+
+    :meth:`settle` is called after each child: it finds the processes the child left
+    behind (now ours), and polls them every 2 ms until they exit or ``cap`` seconds have
+    passed; those still alive are polled again at each later call and by :meth:`drain`.
+    Where there is no subreaper (not Linux), every method is a no-op and figures that need
+    it say ``n/a``.
+    """
+
+    POLL = 0.002
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.pending: list[Orphan] = []
+        self.done: list[Orphan] = []
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                self.enabled = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+            except (OSError, AttributeError):
+                self.enabled = False
+
+    def _adopted(self) -> list[int]:
+        """Our children that we did not start ourselves: /proc is scanned for them (~2 ms)."""
+        me, out, known = os.getpid(), [], {o.pid for o in self.pending}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in known:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    stat = f.read()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                    out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    def _poll(self, precise: Sequence[Orphan] = ()) -> None:
+        """Reap the orphans that have exited; a lifetime is recorded for those in ``precise``
+        only (being polled every few ms since their host exited), else it is left None."""
+        for orphan in self.pending[:]:
+            try:
+                pid, _, usage = os.wait4(orphan.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, usage = orphan.pid, None
+            if not pid:
+                continue
+            if orphan in precise:
+                orphan.lifetime = time.perf_counter() - orphan.since
+            if usage is not None:
+                orphan.maxrss = usage.ru_maxrss / 1024
+                orphan.cpu = usage.ru_utime + usage.ru_stime
+            self.pending.remove(orphan)
+            self.done.append(orphan)
+
+    def settle(self, since: float, cap: float) -> list[Orphan]:
+        """The processes the child that exited at ``since`` left behind, waited for at most ``cap`` s."""
+        if not self.enabled:
+            return []
+        self._poll()  # stragglers of earlier children
+        new = [Orphan(pid, since) for pid in self._adopted()]
+        self.pending.extend(new)
+        deadline = time.perf_counter() + cap
+        while any(o in self.pending for o in new) and time.perf_counter() < deadline:
+            time.sleep(self.POLL)
+            self._poll(new)
+        return new
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every orphan has exited (at most ``timeout`` s); True when none is left."""
+        deadline = time.perf_counter() + timeout
+        self._poll()
+        while self.pending and time.perf_counter() < deadline:
+            time.sleep(0.02)
+            self._poll()
+        return not self.pending
+
+
+def wait_for_arrivals(collector: Collector, names: Iterable[str], reaper: Reaper, timeout: float = 20.0,
+                      quiet: float = 1.0) -> None:
+    """Wait until a request for every name in ``names`` has arrived, or nothing more can come.
+
+    Pings handed over at exit arrive after their host has gone, sent by a detached process.
+    With a subreaper, "nothing more can come" is: every such process has exited, then
+    ``quiet`` seconds without a new arrival; without one, ``quiet`` is stretched to 3 s.
+    """
+    wanted = set(names)
+    deadline = time.perf_counter() + timeout
+    quiet = quiet if reaper.enabled else max(quiet, 3.0)
+    last, count = time.perf_counter(), -1
+    while time.perf_counter() < deadline:
+        arrived = collector.first_arrivals()
+        if wanted <= arrived.keys():
+            return
+        if len(arrived) != count:
+            last, count = time.perf_counter(), len(arrived)
+        reaper.drain(0.0)
+        if not reaper.pending and time.perf_counter() - last >= quiet:
+            return
+        time.sleep(0.05)
 
 
 class Variant:
@@ -228,13 +397,19 @@ class Variant:
 
 class Kind:
     """One way of running a host: ``code`` (with ``{name}`` and ``{loop}``), the collector
-    its packages talk to, and how many rounds it takes part in."""
+    its packages talk to, how many rounds it takes part in, how long to wait after each
+    child for the processes it left behind (``settle``, seconds; see :class:`Reaper`), and
+    whether the warm-up pass runs it (``warm``; slow kinds need not: their packages are
+    compiled like the others)."""
 
-    def __init__(self, key: str, code: str, collector: Collector, rounds: int) -> None:
+    def __init__(self, key: str, code: str, collector: Collector, rounds: int, settle: float = 2.0,
+                 warm: bool = True) -> None:
         self.key = key
         self.code = code
         self.collector = collector
         self.rounds = rounds
+        self.settle = settle
+        self.warm = warm
 
 
 def package_name(variant: Variant, kind: Kind, rnd: str) -> str:
@@ -249,7 +424,9 @@ class Bench:
     """
 
     def __init__(self, variants: Sequence[Variant], kinds: Sequence[Kind], loop: int, seed: int = 0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, reaper: Reaper | None = None, settle: bool = True) -> None:
+        self.reaper = reaper or Reaper()
+        self.settle = settle
         self.variants = list(variants)
         self.kinds = list(kinds)
         self.loop = loop
@@ -282,13 +459,16 @@ class Bench:
     def _run(self, kind: Kind, variant: Variant, rnd: str) -> ChildRun:
         name = package_name(variant, kind, rnd)
         env = child_env(self._site(rnd), **variant.env)
-        return run_child(kind.code.format(name=name, loop=self.loop), env)
+        run = run_child(kind.code.format(name=name, loop=self.loop), env)
+        run.orphans = self.reaper.settle(run.ended, kind.settle if self.settle else 0.0)
+        return run
 
     def run(self) -> None:
         """One warm-up pass (not recorded), then the rounds, variants shuffled in each."""
         for kind in self.kinds:
-            for variant in self.variants:
-                self._run(kind, variant, "w")
+            if kind.rounds and kind.warm:
+                for variant in self.variants:
+                    self._run(kind, variant, "w")
         rounds = max(k.rounds for k in self.kinds)
         started = time.monotonic()
         for rnd in range(rounds):
@@ -312,39 +492,54 @@ class Bench:
                         out.append(f"{kind}/{variant}/round {rnd}: rc={run.returncode} {run.stderr.strip()[-300:]}")
         return out
 
-    def values(self, kind: str, variant: str, field: str = "value") -> list[float]:
-        """The raw per-round measurements (seconds) of one variant."""
+    def values(self, kind: str, variant: str, field: str | int = "value") -> list[float]:
+        """The raw per-round measurements (seconds) of one variant (see :func:`figure` for ``field``)."""
         runs = self.results[kind][variant]
-        return [getattr(r, field) for _, r in sorted(runs.items()) if getattr(r, field) is not None]
+        return [f for f in (figure(r, field) for _, r in sorted(runs.items())) if f is not None]
 
-    def paired(self, kind: str, variant: str, reference: str, field: str = "value") -> list[float]:
+    def paired(self, kind: str, variant: str, reference: str, field: str | int = "value") -> list[float]:
         """Per-round differences ``variant - reference`` (seconds), rounds where both ran."""
         mine, ref = self.results[kind][variant], self.results[kind][reference]
         out = []
         for rnd in sorted(set(mine) & set(ref)):
-            a, b = getattr(mine[rnd], field), getattr(ref[rnd], field)
+            a, b = figure(mine[rnd], field), figure(ref[rnd], field)
             if a is not None and b is not None:
                 out.append(a - b)
         return out
 
-    def delivered(self, kind: Kind, variant: Variant) -> tuple[int, int]:
-        """(children whose request reached the collector, children run) for one variant.
+    def names(self, kind: Kind, variants: Iterable[Variant]) -> list[str]:
+        """The package names of every recorded child of ``variants`` under ``kind``."""
+        return [package_name(v, kind, str(rnd)) for v in variants for rnd in self.results[kind.key][v.key]]
 
-        Call it once the collector has settled (see :meth:`Collector.seen`)."""
-        seen = set()
-        for path in kind.collector.seen(0.0):
-            parts = path.split("?")[0].split("/")
-            if len(parts) > 2:
-                seen.add(parts[2])
-        runs = self.results[kind.key][variant.key]
-        arrived = sum(1 for rnd in runs if package_name(variant, kind, str(rnd)) in seen)
-        return arrived, len(runs)
+    def arrivals(self, kind: Kind, variant: Variant) -> list[float | None]:
+        """Per recorded child: seconds from its exit to its first request's arrival at the
+        collector (negative: it arrived while the child lived), None if none arrived.
+
+        Call it once the collector has settled (see :func:`wait_for_arrivals`)."""
+        first = kind.collector.first_arrivals()
+        out: list[float | None] = []
+        for rnd, run in sorted(self.results[kind.key][variant.key].items()):
+            when = first.get(package_name(variant, kind, str(rnd)))
+            out.append(None if when is None else when - run.ended)
+        return out
+
+    def delivered(self, kind: Kind, variant: Variant) -> tuple[int, int]:
+        """(children whose request reached the collector, children run) for one variant."""
+        got = self.arrivals(kind, variant)
+        return sum(1 for a in got if a is not None), len(got)
+
+    def orphans(self, kind: str, variant: str) -> list[Orphan]:
+        """The processes the children of one variant left behind (see :class:`Reaper`)."""
+        return [o for _, r in sorted(self.results[kind][variant].items()) for o in r.orphans]
 
     def raw(self) -> dict[str, dict[str, list[dict[str, object]]]]:
         """Every child's figures (seconds), for ``--json``: kind -> variant -> rounds."""
         return {
             kind: {
-                variant: [{"round": rnd, "value": r.value, "wall": r.wall, "returncode": r.returncode}
+                variant: [{"round": rnd, "value": r.value, "wall": r.wall, "returncode": r.returncode,
+                           "stdout": r.lines,
+                           "orphans": [{"lifetime": o.lifetime, "maxrss_mib": o.maxrss, "cpu": o.cpu}
+                                       for o in r.orphans]}
                           for rnd, r in sorted(runs.items())]
                 for variant, runs in by_variant.items()
             }
@@ -352,6 +547,7 @@ class Bench:
         }
 
     def cleanup(self) -> None:
+        self.reaper.drain(10.0)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -382,11 +578,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def verdict(value: float | None, limit: float) -> str:
-    """``met`` / ``MISSED`` for a measured figure (seconds) against a limit (seconds)."""
+def verdict(value: float | None, limit: float, p90: float | None = None) -> str:
+    """``met`` / ``MISSED`` for a measured median (seconds) against a limit (seconds); when the
+    90th percentile is given and over the limit, a met median says so."""
     if value is None:
         return "not measured"
-    return "met" if value <= limit else "MISSED"
+    if value > limit:
+        return "MISSED"
+    return "met" if p90 is None or p90 <= limit else "met (median; p90 over)"
+
+
+def median_p90(values: Sequence[float], digits: int = 1) -> str:
+    """``median / p90`` in milliseconds."""
+    return f"{ms(median(values), digits)} / {ms(p90(values), digits)}"
 
 
 def machine_line() -> str:
