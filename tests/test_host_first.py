@@ -12,8 +12,8 @@ the import (so it runs after the library's own exit hook): the ``Ping``'s status
 and URL at the very end of the process, plus whatever the case's code put in ``RESULT``.
 
 Cases that only check outcomes run concurrently (one collector and one site directory
-per case, see :func:`run_batch`) to keep the file fast; cases that measure time run
-alone.
+per case, see :func:`run_batch`), once per session even under ``pytest -n N`` (see
+:func:`shared_batch`), to keep the file fast; cases that measure time run alone.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def _report():
     if ping is not None:
         RESULT["ping"] = [ping.status, ping.reason, ping.url]
     RESULT["ended_at"] = time.time()
+    RESULT["modules_at_end"] = [m for m in ("requests", "urllib3", "ssl", "distro") if m in sys.modules]
     with open({out!r}, "w", encoding="utf-8") as _f:
         json.dump(RESULT, _f)
 atexit.register(_report)
@@ -101,7 +102,7 @@ class Run:
         self.at_exit: list[Request] = []  # at the collector when the child's process was gone
         self.requests: list[Request] = []  # at the collector once it settled
         self.exited_at = 0.0  # time.time() when the child's process was gone
-        self.error: BaseException | None = None
+        self.error: str | None = None  # what went wrong while running the case
 
     @property
     def ping(self) -> list:
@@ -114,10 +115,32 @@ class Run:
         return self.exited_at - self.report["imported_at"]
 
     def check(self) -> Run:
-        """Re-raise what went wrong while running the case (a hang, a missing report)."""
+        """Fail with what went wrong while running the case (a hang, a missing report)."""
         if self.error is not None:
-            raise self.error
+            pytest.fail(self.error, pytrace=False)
         return self
+
+    def to_json(self) -> dict:
+        child = self.child
+        return {
+            "child": None if child is None else [child.returncode, child.stdout, child.stderr, child.seconds],
+            "report": self.report,
+            "at_exit": [_request_json(r) for r in self.at_exit],
+            "requests": [_request_json(r) for r in self.requests],
+            "exited_at": self.exited_at,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Run:
+        run = cls()
+        run.child = None if data["child"] is None else ChildResult(*data["child"])
+        run.report = data["report"]
+        run.at_exit = [Request(*r) for r in data["at_exit"]]
+        run.requests = [Request(*r) for r in data["requests"]]
+        run.exited_at = data["exited_at"]
+        run.error = data["error"]
+        return run
 
     def __repr__(self) -> str:
         return (f"<Run {self.child!r} report={self.report!r} at_exit={self.at_exit!r} "
@@ -170,11 +193,15 @@ def run_case(
         if expect:
             server.wait_for(expect, timeout=WAIT)
         run.requests = server.settle(quiet)
-    except BaseException as exc:  # noqa: BLE001 - re-raised in the test that reads this run
-        run.error = exc
+    except BaseException as exc:  # noqa: BLE001 - reported by the test that reads this run
+        run.error = f"{type(exc).__name__}: {exc}"
     finally:
         server.close()
     return run
+
+
+def _request_json(request: Request) -> list:
+    return [request.method, request.target, request.headers, request.body.decode("latin-1")]
 
 
 def run_batch(cases: dict[str, Callable[[], Run]]) -> dict[str, Run]:
@@ -182,6 +209,30 @@ def run_batch(cases: dict[str, Callable[[], Run]]) -> dict[str, Run]:
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         futures = {key: pool.submit(case) for key, case in cases.items()}
         return {key: future.result() for key, future in futures.items()}
+
+
+def shared_batch(factory: pytest.TempPathFactory, name: str,
+                 cases: Callable[[Path], dict[str, Callable[[], Run]]]) -> dict[str, Run]:
+    """:func:`run_batch` once per test session, also under ``pytest -n N``.
+
+    pytest-xdist builds a module-scoped fixture once in *each* worker that runs one of
+    its tests: the first worker runs the batch and leaves the results in the session's
+    shared temporary directory; the others wait for them (an exclusive lock) and read them.
+    """
+    import fcntl
+
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the session's workers
+    results = base / f"host-first-{name}.json"
+    with open(base / f"host-first-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if results.exists():
+            data = json.loads(results.read_text(encoding="utf-8"))
+            return {key: Run.from_json(value) for key, value in data.items()}
+        runs = run_batch(cases(factory.mktemp(name)))
+        results.write_text(json.dumps({key: run.to_json() for key, run in runs.items()}), encoding="utf-8")
+        return runs
 
 
 def assert_quiet(run: Run, returncode: int = 0) -> None:
@@ -234,15 +285,16 @@ def green_body(lib: str, mode: str, life: str) -> str:
 
 @pytest.fixture(scope="module")
 def green_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    root = tmp_path_factory.mktemp("green")
-    cases = {
-        f"{lib}-{mode}-{life}": (lambda lib=lib, mode=mode, life=life: run_case(
-            root / f"{lib}-{mode}-{life}", green_body(lib, mode, life)))
-        for lib in GREEN_LIBS if green_available(lib)
-        for mode in GREEN_MODES
-        for life in LIFETIMES
-    }
-    return run_batch(cases)
+    def cases(root: Path) -> dict[str, Callable[[], Run]]:
+        return {
+            f"{lib}-{mode}-{life}": (lambda lib=lib, mode=mode, life=life: run_case(
+                root / f"{lib}-{mode}-{life}", green_body(lib, mode, life)))
+            for lib in GREEN_LIBS if green_available(lib)
+            for mode in GREEN_MODES
+            for life in LIFETIMES
+        }
+
+    return shared_batch(tmp_path_factory, "green", cases)
 
 
 @pytest.mark.parametrize("life", LIFETIMES)
@@ -306,24 +358,25 @@ MODULES = "[m for m in ('requests', 'urllib3', 'ssl', 'distro') if m in sys.modu
 
 @pytest.fixture(scope="module")
 def outcome_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    root = tmp_path_factory.mktemp("outcomes")
-    cases: dict[str, Callable[[], Run]] = {
-        "c-locale-short": lambda: c_locale_case(root / "c-short", "short"),
-        "c-locale-long": lambda: c_locale_case(root / "c-long", "long"),
-        "drop": lambda: run_case(root / "drop", f"import {PKG}\n{IMPORTED}", args="on_exit='drop'", expect=0,
-                                 quiet=NOTHING),
-        "modules": lambda: run_case(
-            root / "modules",
-            f"import {PKG}\n{IMPORTED}RESULT['waited'] = PING.wait(10)\nRESULT['status'] = PING.status\n"
-            f"RESULT['modules'] = {MODULES}\n"
-            f"atexit.register(lambda: RESULT.__setitem__('modules_at_exit', {MODULES}))\n",
-        ),
-    }
-    for life in LIFETIMES:
-        for no_proxy in (False, True):
-            key = f"proxy-{life}" + ("-no-proxy" if no_proxy else "")
-            cases[key] = lambda life=life, no_proxy=no_proxy, key=key: proxy_case(root / key, life, no_proxy)
-    return run_batch(cases)
+    def cases(root: Path) -> dict[str, Callable[[], Run]]:
+        found: dict[str, Callable[[], Run]] = {
+            "c-locale-short": lambda: c_locale_case(root / "c-short", "short"),
+            "c-locale-long": lambda: c_locale_case(root / "c-long", "long"),
+            "drop": lambda: run_case(root / "drop", f"import {PKG}\n{IMPORTED}", args="on_exit='drop'", expect=0,
+                                     quiet=NOTHING),
+            "modules": lambda: run_case(
+                root / "modules",
+                f"import {PKG}\n{IMPORTED}RESULT['waited'] = PING.wait(10)\nRESULT['status'] = PING.status\n"
+                f"RESULT['modules'] = {MODULES}\n",
+            ),
+        }
+        for life in LIFETIMES:
+            for no_proxy in (False, True):
+                key = f"proxy-{life}" + ("-no-proxy" if no_proxy else "")
+                found[key] = lambda life=life, no_proxy=no_proxy, key=key: proxy_case(root / key, life, no_proxy)
+        return found
+
+    return shared_batch(tmp_path_factory, "outcomes", cases)
 
 
 @pytest.mark.parametrize("life", LIFETIMES)
@@ -372,7 +425,7 @@ def test_host_never_imports_requests_on_our_account(outcome_runs):
     assert_quiet(run)
     assert (run.report["waited"], run.report["status"]) == (True, "sent"), run
     assert run.report["modules"] == [], run
-    assert run.report["modules_at_exit"] == [], run
+    assert run.report["modules_at_end"] == [], run  # after the library's exit hook
     assert paths(run.requests) == [PATH], run
 
 
@@ -382,20 +435,24 @@ LIFETIME_SECONDS = (0, 0.3, 0.9, 0.98, 1.0, 1.02, 1.1, 1.5, 3.0)
 
 
 @pytest.fixture(scope="module")
-def lifetime_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[float, Run]:
-    root = tmp_path_factory.mktemp("lifetimes")
+def lifetime_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     body = f"import {PKG}\n{IMPORTED}time.sleep({{seconds}})\n"
-    return run_batch({
-        seconds: (lambda seconds=seconds: run_case(root / f"life-{seconds}", body.format(seconds=seconds)))
-        for seconds in LIFETIME_SECONDS
-    })
+
+    def cases(root: Path) -> dict[str, Callable[[], Run]]:
+        return {
+            str(seconds): (lambda seconds=seconds: run_case(root / f"life-{seconds}", body.format(seconds=seconds)))
+            for seconds in LIFETIME_SECONDS
+        }
+
+    return shared_batch(tmp_path_factory, "lifetimes", cases)
 
 
 @pytest.mark.parametrize("seconds", LIFETIME_SECONDS)
 def test_exactly_one_ping_whatever_the_lifetime(lifetime_runs, seconds):
-    run = lifetime_runs[seconds]
+    run = lifetime_runs[str(seconds)]
     assert_quiet(run)
     assert paths(run.requests) == [PATH], run  # none lost, none duplicated
+    assert run.report["modules_at_end"] == [], run  # the hand-over at exit imports none of them either
     assert run.ping[0] in ("sent", "handed-over"), run
 
 
