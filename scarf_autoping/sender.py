@@ -5,7 +5,7 @@ with the null device on stdin/stdout/stderr, in a session of its own. ``SETTINGS
 one JSON argument::
 
     {"jobs": [JOB, ...], "path": [host sys.path], "delay": seconds, "report": bool,
-     "loop": bool, "host": pid}
+     "loop": bool, "host": pid, "fork": bool (optional)}
 
     JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
                      "variables": {...}, "ci": false, "timeout": 3.0, "retry_interval": null | s,
@@ -26,6 +26,9 @@ With ``loop`` (set where no thread of the host's will schedule retries: uWSGI, a
 a job with a ``retry_interval`` is tried again here, for as long as the host process
 ``host`` lives; once it is gone, one last attempt is made, as a hand-over would.
 
+With ``fork`` (no shell to start it as an orphan), it forks first and its first process
+exits, so it is never the host's child.
+
 It never prints, always exits 0 (a process manager that reaps it, such as gunicorn's
 arbiter, must see nothing unusual) and is gone within ``delay`` plus the largest
 ``timeout`` plus :data:`GRACE` seconds, whatever DNS does: each job runs on a thread of
@@ -44,12 +47,30 @@ def _report(
 ) -> None:
     if fd is None:
         return
-    fields = [str(index), status, reason or "", url or "", "" if retry is None else repr(retry)]
-    line = "\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n"
+    # One write of at most PIPE_BUF (4096) bytes is atomic: lines of concurrent jobs never
+    # interleave. A longer reason or URL is cut, so the line keeps its five fields.
+    fields = [
+        f.replace("\t", " ").replace("\n", " ").encode("utf-8", "backslashreplace")[:limit]
+        for f, limit in ((str(index), 20), (status, 20), (reason or "", 400), (url or "", 3000),
+                         ("" if retry is None else repr(retry), 40))
+    ]
     try:
-        os.write(fd, line.encode("utf-8", "backslashreplace")[:3500])
+        os.write(fd, b"\t".join(fields) + b"\n")
     except OSError:  # the host has gone, or a full pipe nobody reads: never block on it
         pass
+
+
+#: The host's start time (``/proc/<pid>/stat``), read once at start: a pid can be reused.
+_host_started: "list[bytes | None]" = []
+
+
+def _start_time(pid: int) -> "bytes | None":
+    """The kernel's start time of process ``pid`` (Linux), None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _host_alive(pid: "int | None") -> bool:
@@ -61,7 +82,10 @@ def _host_alive(pid: "int | None") -> bool:
         return False
     except OSError:  # EPERM: alive, under another user
         pass
-    return True
+    if not _host_started:
+        _host_started.append(_start_time(pid))
+    # The same pid with another start time is another process: our host is gone.
+    return _host_started[0] is None or _start_time(pid) == _host_started[0]
 
 
 def _sleep(seconds: float, host: "int | None") -> bool:
@@ -132,12 +156,22 @@ def main(argv: "list[str]") -> None:
 
         started = time.monotonic()
         settings = json.loads(argv[1])
+        if settings.get("fork"):
+            # Started without a shell to make an orphan of us (spawn.py): our first process
+            # exits, the host reaps it at once, and this one is re-parented to init.
+            try:
+                if os.fork():
+                    os._exit(0)
+            except OSError:
+                os._exit(0)  # the host is waiting for this process: never keep it waiting
         jobs = settings.get("jobs") or []
         delay = float(settings.get("delay") or 0.0)
         longest = max((float(job.get("timeout", 3.0)) + float(job.get("wait") or 0.0) for job in jobs), default=0.0)
         deadline = started + delay + longest + GRACE
         loop = bool(settings.get("loop"))
         host = settings.get("host") if isinstance(settings.get("host"), int) else None
+        if loop and host:
+            _host_alive(host)  # records its start time while it surely lives
         try:
             os.chdir("/")  # never keep the host's working directory busy
         except OSError:

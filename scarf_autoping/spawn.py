@@ -20,10 +20,16 @@ How the process is started, and why:
   and metadata the host would. The settings are one ASCII JSON argument, data and never
   code, encoded here by hand so the host need not import ``json``.
 * The host's environment is passed on as it is: proxies and CA bundles are honoured.
-* ``orphan=True`` where no thread of ours will reap the sender (uWSGI, a fork hook): it
-  is started through ``/bin/sh -c '"$@" &'`` and the shell, gone within a millisecond or
-  two, is reaped at once, so the sender is re-parented to init and is never the host's
-  child (uWSGI's master logs every child it reaps; other hosts would keep a zombie).
+* ``orphan=True`` (every sender but one started by a host that is PID 1): the sender is
+  never the host's child. A child would be the host's to meet: its exit sends the host
+  ``SIGCHLD``, a host that calls ``os.wait()`` (or a fork that stops our thread) can reap
+  it before we do, and uWSGI's master logs every child it reaps. It is started through
+  ``/bin/sh -c '"$@" &'`` and the shell, gone within a millisecond or two, is reaped at
+  once, so the sender is re-parented to init (or the nearest subreaper). Without a shell
+  (a distroless image) the sender forks itself at start and its first process exits.
+  The end of an orphan is seen as the end of its result pipe.
+* A host that is PID 1 is init for its namespace: an orphan would be re-parented to the
+  host itself, so there the sender is its direct child, reaped by our thread.
 
 On the host's import path: no ``from __future__ import annotations``.
 """
@@ -162,6 +168,14 @@ def _inheritable_fds(keep: "int | None") -> "list[int]":
     return fds
 
 
+def orphans() -> bool:
+    """Whether ``spawn(..., orphan=True)`` leaves no child of ours behind (not under PID 1)."""
+    try:
+        return os.getpid() != 1
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def spawn(
     jobs: "list[dict]",
     *,
@@ -175,7 +189,8 @@ def spawn(
     ``delay``: seconds the sender sleeps before it imports anything (keeps it out of the
     way of a host that is starting up). ``result_fd``: the write end of a pipe the sender
     reports each outcome to (see :mod:`scarf_autoping.sender`). ``orphan``: the sender is
-    not left as the host's child; the pid returned is then the shell's, already reaped.
+    not left as the host's child (unless :func:`orphans` says it cannot be); the pid
+    returned is then that of the process that started it, already reaped.
     ``loop``: the sender retries jobs that have a ``retry_interval`` for as long as this
     process lives (no thread of ours will). Never raises.
     """
@@ -193,12 +208,16 @@ def spawn(
         })
         if len(settings) > MAX_SETTINGS:
             return None
+        orphan = orphan and orphans()
+        shell = orphan and os.access(SHELL, os.X_OK)
+        if orphan and not shell:
+            settings = settings[:-1] + ',"fork":true}'
         argv = [exe, "-I", "-S"]
         if sys.flags.utf8_mode:
             argv += ["-X", "utf8"]
         argv += [SENDER, settings]
         path = exe
-        if orphan and os.access(SHELL, os.X_OK):
+        if shell:
             path, argv = SHELL, [SHELL, "-c", '"$@" &', "sh", *argv]
         actions = []
         if result_fd is not None:
@@ -218,9 +237,11 @@ def spawn(
         pid = _posix.posix_spawn(path, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
     except BaseException:  # noqa: BLE001 - the spawn itself failed: nothing was started
         return None
-    if path == SHELL:
+    if orphan:
         try:
-            _posix.waitpid(pid, 0)  # the shell has started the sender in the background and exits
+            # The shell has started the sender in the background and exits (or the sender
+            # has forked and its first process exits): a millisecond or two, on our side.
+            _posix.waitpid(pid, 0)
         except OSError:  # reaped by someone else (a SIGCHLD handler): started all the same
             pass
         # A KeyboardInterrupt here is the host's own Ctrl-C: it goes on to the host.

@@ -8,9 +8,10 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    the deferral at once.
 2. **Delivery.** Then it hands the pings to a detached sender process
    (:mod:`scarf_autoping.spawn`): spawning costs the host well under a millisecond, and
-   ``requests``, ``ssl`` and ``distro`` are never imported in the host. The thread reads
-   each outcome from a pipe, settles the :class:`~scarf_autoping.Ping` and reaps the
-   process. Where no sender can be started (Windows, frozen applications, a failed
+   ``requests``, ``ssl`` and ``distro`` are never imported in the host. The sender is
+   never the host's child (a host that waits for its children or forks must not meet
+   it); the thread reads each outcome from a pipe, settles the
+   :class:`~scarf_autoping.Ping`, and sees the sender's end as the pipe's end. Where no sender can be started (Windows, frozen applications, a failed
    spawn) and for background events, the thread sends from the host with
    :mod:`scarf_autoping.transport`, as an ordinary background worker.
 3. **Exit.** At interpreter exit, pings that have not gone out are handed to a detached
@@ -22,8 +23,9 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
    our account and the child inherits nothing. The parent's queued pings then go to a
    detached sender right away (a thread restarted in the after-fork hook would be counted
-   by CPython 3.13's warning). A thread that is busy sending from the host cannot be
-   stopped; the fork then waits for its import phase, as a fork must.
+   by CPython 3.13's warning); pings that retry go to a sender that retries for as long
+   as the parent lives. A thread that is busy sending from the host cannot be stopped;
+   the fork then waits only for its import phase, as a fork must.
 
 Processes that fork from C (uWSGI) or cannot have our threads (sub-interpreters) never
 get here with a thread: see :func:`submit` and ``scarf_autoping.autoping``.
@@ -80,6 +82,8 @@ _wake = _allocate_lock()
 _wake.acquire()
 #: Held by the thread while it imports for a send from the host; taken by the fork hooks.
 _import_lock = _allocate_lock()
+#: Held while a sender's report is read: the thread and exit may both read it.
+_reading = _allocate_lock()
 #: Never released: acquiring it with a timeout is a sleep that green libraries cannot patch.
 _nap = _allocate_lock()
 _nap.acquire()
@@ -187,9 +191,10 @@ def hurry() -> None:
     """End the deferral now (``Ping.wait()``); restart the thread if work is left for it."""
     global _hurry
     with _lock:
-        _hurry = True
         if _queue or _senders or _later:
             _ensure_thread()
+        # Only for a thread that runs: a flag left for the next one would skip its deferral.
+        _hurry = _hurry or _running
     _wake_thread()
 
 
@@ -202,12 +207,12 @@ def _wake_thread() -> None:
 
 def _ensure_thread() -> bool:
     """Start the thread unless it runs (caller holds ``_lock``); False if it cannot start."""
-    global _running, _stop, _deadline, _left, _tid
+    global _running, _stop, _hurry, _deadline, _left, _tid
     if _running:
         return True
     left = _allocate_lock()
     left.acquire()
-    _running, _stop, _left, _tid = True, False, left, None
+    _running, _stop, _hurry, _left, _tid = True, False, False, left, None
     _deadline = time.monotonic() + DEFERRAL
     try:
         # The thread gets its own references to the locks it waits on: interpreter
@@ -287,10 +292,11 @@ def _dispatch(batch: "list[Job]") -> None:
         _send_here(job)
 
 
-def _start_sender(jobs: "list[Job]", *, delay: float, orphan: bool = False) -> "_Sender | None":
+def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     """A detached sender for ``jobs`` that reports back through a pipe; None if none started.
 
-    ``orphan``: nobody of ours will be there to reap it (a fork hook), so it is not our child.
+    It is not our child (see :func:`scarf_autoping.spawn.spawn`): a host that waits for its
+    own children, or forks while it is out, never meets it. Its end is the pipe's end.
     """
     pipe = spawn.result_pipe()
     if pipe is None:
@@ -299,14 +305,15 @@ def _start_sender(jobs: "list[Job]", *, delay: float, orphan: bool = False) -> "
     now = time.monotonic()
     for job in jobs:
         job.started = now
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=orphan)
+    orphan = spawn.orphans()
+    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=True)
     _close(write_end)
     if pid is None:
         _close(read_end)
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
     sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
-    sender.reaped = sender.orphan = orphan  # the shell that started it is reaped; its end is the pipe's EOF
+    sender.reaped = sender.orphan = orphan  # what started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
         _unbusy(jobs)
@@ -335,13 +342,34 @@ def _poll_senders() -> None:
             if sender.reaped:
                 _read(sender)
         overdue = time.monotonic() > sender.deadline
+        if overdue and not sender.reaped:  # our own child, stuck past its own deadline
+            _kill(sender)
         settled = all(job is None for job in sender.jobs)
         if (sender.reaped and (sender.eof or settled)) or overdue:
             _finish(sender, "the detached sender ended without a result" if not overdue
                     else "the detached sender did not answer in time")
 
 
-def _read(sender: "_Sender") -> None:
+def _kill(sender: "_Sender") -> None:
+    try:
+        os.kill(sender.pid, 9)
+        _posix.waitpid(sender.pid, 0)
+    except OSError:
+        pass
+    sender.reaped = True
+
+
+def _read(sender: "_Sender", wait: float = -1) -> None:
+    """Settle what ``sender`` has reported so far (the thread and exit may both ask)."""
+    if not _reading.acquire(True, wait):
+        return
+    try:
+        _read_locked(sender)
+    finally:
+        _reading.release()
+
+
+def _read_locked(sender: "_Sender") -> None:
     while not sender.eof:
         try:
             chunk = _posix.read(sender.fd, 65536)
@@ -364,7 +392,7 @@ def _read(sender: "_Sender") -> None:
             sender.jobs[index] = None  # type: ignore[call-overload]
             status = fields[1] if fields[1] in ("sent", "failed") else "failed"
             try:
-                again = float(fields[4]) if fields[4] and not sender.orphan else None
+                again = float(fields[4]) if fields[4] else None
             except ValueError:
                 again = None
             _outcome(job, status, fields[2] or None, fields[3] or None, again)
@@ -372,20 +400,23 @@ def _read(sender: "_Sender") -> None:
 
 def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", again: "float | None") -> None:
     """Settle an attempt's outcome, or schedule the next attempt of a ping that retries."""
-    if status == "failed" and again is not None and job.retry_interval and not _exiting:
+    if status == "failed" and again is not None and job.retry_interval:
         from . import retry
 
-        if url:
-            job.ping.url = url
         delay = retry.next_delay(job.retry_interval, again, retry.jitter_fraction())
-        job.ping._retrying(reason)
-        if job.debug:
-            block = _thread.get_ident() == _worker_ident
-            debug(f"{job.ping.package}: attempt {job.ping.attempts} failed ({reason}), "
-                  f"retrying in {delay:.0f} s: {job.ping.url}", block=block)
-        with _lock:
-            _later.append((time.monotonic() + delay, job))
-        return
+        with _lock:  # exit takes what waits in _later under this lock: never one after it
+            scheduled = not _exiting
+            if scheduled:
+                if url:
+                    job.ping.url = url
+                job.ping._retrying(reason)
+                _later.append((time.monotonic() + delay, job))
+        if scheduled:
+            if job.debug:
+                block = _thread.get_ident() == _worker_ident
+                debug(f"{job.ping.package}: attempt {job.ping.attempts} failed ({reason}), "
+                      f"retrying in {delay:.0f} s: {job.ping.url}", block=block)
+            return
     job.ping.attempts += 1
     _settle(job, status, reason, url)
 
@@ -518,10 +549,12 @@ def _at_exit() -> None:
                 _resolve(job, "dropped", "dropped at interpreter exit")
         waiting = [job for job in queued if job.on_exit == "wait"]
         handoff = [job for job in queued if job.on_exit == "handoff"]
-        if os.getpid() == 1:
+        init = os.getpid() == 1
+        if init:
             # The init process of a PID namespace (a container running `python app.py`):
             # when it exits, the kernel kills every process left in the namespace, the
-            # sender too. Send from here instead, within exit_timeout.
+            # senders too. Send from here instead, and wait for the senders that are out,
+            # all within exit_timeout.
             waiting += handoff
         else:
             waiting += _hand_over(handoff, delay=0.0)
@@ -538,14 +571,17 @@ def _at_exit() -> None:
             _nap.acquire(True, 0.001)
         with _lock:
             senders = list(_senders)
+        out: list[Job] = []  # with a sender that is out
         for sender in senders:  # what the senders already reported; the rest is theirs to finish
-            _read(sender)
-            for job in sender.jobs:
-                if job is not None:
-                    _resolve(job, "handed-over", "sent by a detached process"
-                             + ("" if sender.orphan else f" (pid {sender.pid})"))
+            _read(sender, 0.25)
+            out += [job for job in sender.jobs if job is not None]
+        if not init:
+            for job in out:
+                _resolve(job, "handed-over", "sent by a detached process")
+            out = []
         with _lock:
-            pending = [job.ping for job in waiting + _inline if job.ping.status in ("pending", "retrying")]
+            pending = [job.ping for job in waiting + _inline + out + (_busy if init else [])
+                       if job.ping.status in ("pending", "retrying")]
         if pending:
             _wait_for(pending, max(ping.exit_timeout for ping in pending))
         _leave_at_exit()
@@ -631,7 +667,7 @@ def _register_atexit() -> None:
 
 _fork_owner: "int | None" = None  # the thread running our before-fork hook
 _fork_depth = 0  # our hooks can be registered twice (see _warm_up); only the outermost acts
-_fork_held: "tuple[bool, bool, bool]" = (False, False, False)
+_fork_held: "tuple[bool, bool, bool, bool]" = (False, False, False, False)
 #: Set in a child forked while the worker was still importing (the wait ran out): the
 #: child may hold half-finished imports, so it never starts a worker of its own.
 _fork_dirty = False
@@ -644,12 +680,20 @@ def _before_fork() -> None:
     if _fork_owner == me:
         _fork_depth += 1
         return
-    # A fork running in another thread holds this lock until its own fork is done.
-    _face._registry_lock.acquire()
-    stopped = _stop_idle_thread()
-    imported = _wait_for_import_phase()
-    state = _lock.acquire(True, FORK_WAIT)
-    _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state, stopped)
+    registry = stopped = imported = state = False
+    try:
+        # A fork running in another thread holds this lock until its own fork is done.
+        registry = _face._registry_lock.acquire()
+        stopped = _stop_idle_thread()
+        imported = _wait_for_import_phase()
+        state = _lock.acquire(True, FORK_WAIT)
+    except BaseException:  # noqa: BLE001 - Ctrl-C while the fork waited for us
+        # The wait ends and the fork goes on. Re-raising is no use: CPython ignores an
+        # exception from a fork hook after printing "Exception ignored in" to stderr, and
+        # a signal re-raised here would fire inside the next hook. The after-fork hooks
+        # release exactly what was taken; a child forked this early never sends.
+        pass
+    _fork_owner, _fork_depth, _fork_held = me, 1, (imported, state, stopped, registry)
 
 
 def _stop_idle_thread() -> bool:
@@ -666,10 +710,15 @@ def _stop_idle_thread() -> bool:
         _stop = True
         left, tid = _left, _tid
     _wake_thread()
-    if not left.acquire(True, STOP_WAIT):  # type: ignore[attr-defined]
-        with _lock:  # busy sending from the host: it goes on, the fork waits for its imports
-            _stop = False
-        return False
+    deadline = time.monotonic() + STOP_WAIT
+    while not left.acquire(True, 0.002):  # type: ignore[attr-defined]
+        with _lock:
+            # Sending from the host (on_exit="wait", events, no sender possible): it cannot
+            # be stopped, so the fork does not wait for it (only for its imports, below).
+            sending = bool(_inline)
+            if sending or time.monotonic() > deadline:
+                _stop = False
+                return False
     with _lock:
         _running, _stop, _tid = False, False, None
     if tid is not None:
@@ -727,12 +776,13 @@ def _after_fork_parent() -> None:
     """Release the locks; a stopped thread's queued pings go to a detached sender now."""
     if not _leave_fork():
         return
-    imported, state, stopped = _fork_held
+    imported, state, stopped, registry = _fork_held
     if state:
         _lock.release()
     if imported:
         _import_lock.release()
-    _face._registry_lock.release()
+    if registry:
+        _face._registry_lock.release()
     if not stopped:
         return
     try:
@@ -742,11 +792,15 @@ def _after_fork_parent() -> None:
             del _queue[:], _later[:]
             now = time.monotonic()
             remaining = 0.0 if _hurry else max(0.0, _deadline - now)
-        detached = [job for job in queued if job.detach]
-        if detached and _start_sender(detached, delay=remaining, orphan=True) is not None:
-            queued = [job for job in queued if not job.detach]
-        # A ping waiting to retry: a sender that sleeps until it is due and goes on
-        # retrying for as long as this process lives (no thread of ours will be here).
+        # A ping with no retry: one sender, after what is left of the deferral; its outcome
+        # is read whenever our thread runs again (Ping.wait(), the next ping, exit).
+        detached = [job for job in queued if job.detach and not job.retry_interval]
+        if detached and _start_sender(detached, delay=remaining) is not None:
+            queued = [job for job in queued if job not in detached]
+        # A ping that retries (or waits to): a sender that sleeps until it is due and goes
+        # on retrying for as long as this process lives (no thread of ours will be here).
+        later += [(now + remaining, job) for job in queued if job.detach and job.retry_interval]
+        queued = [job for job in queued if not (job.detach and job.retry_interval)]
         waiting = [job for _, job in later if job.detach]
         specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
         if waiting and spawn.spawn(specs, orphan=True, loop=True) is not None:
@@ -765,7 +819,7 @@ def _after_fork_parent() -> None:
 
 def _after_fork_child() -> None:
     """Fresh locks and an empty worker; what the parent had pending is the parent's to send."""
-    global _lock, _wake, _import_lock, _running, _stop, _hurry, _tid, _left, _fork_dirty
+    global _lock, _wake, _import_lock, _reading, _running, _stop, _hurry, _tid, _left, _fork_dirty
     if not _leave_fork():
         return
     if not _fork_held[0]:
@@ -781,6 +835,7 @@ def _after_fork_child() -> None:
     _wake = _allocate_lock()
     _wake.acquire()
     _import_lock = _allocate_lock()
+    _reading = _allocate_lock()
     del _queue[:], _busy[:], _inline[:], _senders[:], _later[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
