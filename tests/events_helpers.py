@@ -41,7 +41,8 @@ class RecordingServer:
     :data:`TRICKLE` seconds, for ever), ``stall`` (never answer, hold the connection),
     ``reset`` (read the request, then reset the connection), ``tls-trickle`` (before any
     HTTP: answer the ClientHello with a TLS record trickled a byte at a time),
-    ``hold-idle`` (answer, then drop the connection 0.1 s later while the client keeps it).
+    ``hold-idle`` (answer, then drop the connection 0.1 s later while the client keeps it),
+    ``trickle-ok:<seconds>`` (a complete ``204`` head, one byte every that many seconds).
     """
 
     def __init__(self, mode: str = "ok", ssl_context: object = None) -> None:
@@ -126,6 +127,12 @@ class RecordingServer:
     def _answer(self, conn: socket.socket, request: Arrival) -> bool:
         """Answer one request; False when the connection must end."""
         kind, _, arg = self.mode.partition(":")
+        if kind == "trickle-ok":  # a complete, valid 204 head, one byte every <arg> seconds
+            for byte in b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n":
+                if self._stop.wait(float(arg)):
+                    return False
+                conn.sendall(bytes([byte]))
+            return True
         if kind == "trickle":
             for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"y" * 10000:
                 if self._stop.wait(TRICKLE):
