@@ -4,7 +4,9 @@ side by side with the Scarf Python SDK (``scarf-sdk``, from the ``test`` extra).
 Each round, in a random order, each logger is created fresh, sends a few warm-up events,
 then ``--events`` timed events to a keep-alive HTTP/1.1 server on 127.0.0.1 (HTTPS: the
 same server behind TLS with a throwaway CA from ``trustme``, trusted through
-``REQUESTS_CA_BUNDLE``, which both honour). Reported: the median events per second over
+``REQUESTS_CA_BUNDLE``, which both honour). A third row, ``no reuse``, sends
+each event on a connection of its own (what scarf-autoping 0.1 did). Reported: the
+median events per second over
 the rounds, and the TCP connections the server accepted for one logger's events
 (warm-up included).
 
@@ -43,7 +45,7 @@ class Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 self.send_response(204)
@@ -70,10 +72,26 @@ class Server:
         self.server.server_close()
 
 
+class NoReuse:
+    """What 0.1 did: a new connection (and TLS handshake) per event, via ``transport.send``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def log_event(self, properties: dict) -> bool:
+        import json
+
+        from scarf_autoping import events, transport
+
+        body = json.dumps(properties).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": events.user_agent()}
+        return transport.send("POST", self.url, timeout=3.0, headers=headers, body=body).ok
+
+
 def loggers() -> dict[str, Callable[[str], object]]:
     from scarf_autoping import ScarfEventLogger
 
-    found: dict[str, Callable[[str], object]] = {"scarf-autoping": ScarfEventLogger}
+    found: dict[str, Callable[[str], object]] = {"scarf-autoping": ScarfEventLogger, "no reuse": NoReuse}
     try:
         from scarf import ScarfEventLogger as Sdk
 
