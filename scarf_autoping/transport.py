@@ -170,8 +170,9 @@ _machinery_cache: dict[str, object] = {}
 
 def _machinery() -> dict[str, object]:
     """The classes that keep the deadline, built once (they subclass urllib3 and requests)."""
-    if _machinery_cache:
-        return _machinery_cache
+    built = _machinery_cache.get("built")
+    if built is not None:
+        return built  # type: ignore[return-value]
     import http.client
     import io
     import threading
@@ -287,8 +288,10 @@ def _machinery() -> dict[str, object]:
                 manager.pool_classes_by_scheme = pools  # type: ignore[attr-defined]
             return manager
 
-    _machinery_cache.update(local=local, Adapter=Adapter)
-    return _machinery_cache
+    # Two threads building at once: one set wins (setdefault is atomic), and everyone uses
+    # it, so a session's classes and the thread-local that carries the deadline always match.
+    winner = _machinery_cache.setdefault("built", {"local": local, "Adapter": Adapter})
+    return winner  # type: ignore[return-value]
 
 
 # --- the client -----------------------------------------------------------------------
