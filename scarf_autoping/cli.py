@@ -131,17 +131,77 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    """Send one ping now (synchronously); CI detection is ignored, opt-outs are not."""
-    url = _build_url(args, args.timeout)
+    """Send one ping now, or hand it to a detached sender (``--detach``); for shell scripts too.
+
+    CI detection is ignored, opt-outs are not: an opted-out user gets exit 0 and nothing
+    sent (the reason on stderr with ``--verbose``), so a ``set -e`` script never dies of
+    its user's choice. Exit 1 when delivery failed, 2 for a bad argument.
+    """
+    body = _send_body(args)
+    if args.detach:
+        _checked(args.package, args.template, args.version, args.var, args.timeout)  # mistakes: exit 2, now
+    else:
+        url = _build_url(args, args.timeout)
     reason = policy.opt_out_reason(os.environ, args.package)
     if reason:
-        _out(f"not sent: opted out by {reason}")
-        return 1
+        if args.verbose:
+            sys.stderr.write(f"{PROG} send: not sent: opted out by {reason}\n")
+        return 0
     from . import transport
 
-    result = transport.send("GET", url, timeout=args.timeout, headers={"User-Agent": transport.user_agent("cli")})
-    _out(f"{url}\n{result.describe()} in {result.elapsed_ms:.0f} ms")
-    return 0 if result.delivered else 1
+    headers = {"User-Agent": transport.user_agent("cli")}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if args.detach:
+        if _send_detached(args, headers, body):
+            if not args.quiet:
+                _out("handed over to a detached sender")
+            return 0
+        url = _build_url(args, args.timeout)  # no process could be started: send it here
+        if args.verbose:
+            sys.stderr.write(f"{PROG} send: no detached sender could be started; sending it now\n")
+    result = transport.send(args.method, url, timeout=args.timeout, headers=headers,
+                            body=None if body is None else body.encode("utf-8"))
+    if not args.quiet:
+        _out(f"{url}\n{result.describe()} in {result.elapsed_ms:.0f} ms")
+    good = result.ok if args.method == "POST" else result.delivered
+    return 0 if good else 1
+
+
+def _send_body(args: argparse.Namespace) -> str | None:
+    """``--body``: JSON text, only with ``--method POST``; a mistake is exit 2."""
+    if args.body is None:
+        return None
+    if args.method != "POST":
+        raise CliError("--body needs --method POST", 2)
+    try:
+        json.loads(args.body)
+    except ValueError as exc:
+        raise CliError(f"--body must be JSON: {exc}", 2) from None
+    return args.body
+
+
+def _send_detached(args: argparse.Namespace, headers: dict[str, str], body: str | None) -> bool:
+    """Give the ping to a detached sender, re-parented to init; False when none could be started.
+
+    The sender builds the URL from the same template and facts, so this process computes
+    nothing it does not need and returns as soon as the sender has been spawned.
+    """
+    from . import spawn
+
+    job: dict[str, object] = {
+        "method": args.method,
+        "template": args.template,
+        "package": args.package,
+        "version": args.version,
+        "variables": _parse_vars(args.var),
+        "ci": policy.ci_reason(os.environ) is not None,
+        "timeout": float(args.timeout),
+        "headers": headers,
+    }
+    if body is not None:
+        job["body"] = body
+    return spawn.spawn([job], delay=0.0, result_fd=None, orphan=True, loop=False) is not None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -479,11 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
     ping_options(sub)
     sub.set_defaults(func=cmd_preview)
 
-    sub = commands.add_parser("send", help="send one ping now and print the outcome",
-                              description="Send one ping now, synchronously. CI detection is ignored, opt-outs are "
-                                          "not. Exit 0 when delivered (2xx/3xx), 1 when not.")
+    sub = commands.add_parser("send", help="send one ping now (or hand it to a detached sender)",
+                              description="Send one ping now, synchronously, or with --detach hand it to a "
+                                          "detached process and return at once (for a shell script's EXIT trap). "
+                                          "CI detection is ignored, opt-outs are not. Exit 0 when delivered "
+                                          "(GET: 2xx/3xx, POST: 2xx), handed over, or opted out; 1 when delivery "
+                                          "failed; 2 for a bad argument.")
     ping_options(sub)
-    sub.add_argument("--timeout", type=_positive, default=3.0, metavar="S", help="seconds (default 3)")
+    sub.add_argument("--timeout", type=_positive, default=3.0, metavar="S",
+                     help="seconds for the whole exchange, DNS aside (default 3)")
+    sub.add_argument("--method", choices=("GET", "POST"), default="GET", help="the HTTP method (default GET)")
+    sub.add_argument("--body", metavar="JSON", help="a JSON body to POST (with --method POST)")
+    sub.add_argument("--detach", action="store_true",
+                     help="hand the ping to a detached sender and return at once (exit 0 unless an argument is bad)")
+    sub.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
+    sub.add_argument("--verbose", "-v", action="store_true", help="say on stderr why nothing was sent")
     sub.set_defaults(func=cmd_send)
 
     sub = commands.add_parser("status", help="whether pings are on here, and what turned them off",

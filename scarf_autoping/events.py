@@ -15,6 +15,12 @@ What differs from the SDK, on purpose:
 * ``background=True`` hands the event to the shared background worker and returns a
   :class:`~scarf_autoping.Ping` at once; it is still delivered at interpreter exit
   within ``exit_timeout``.
+* ``timeout`` is a deadline for the whole exchange (DNS aside), not per socket read; a
+  ``(connect, read)`` pair keeps ``requests``' meaning and is bounded by its sum.
+
+Each logger keeps its own pool of keep-alive connections (:class:`transport.Client`):
+no cookies, no ``~/.netrc``, safe across threads, never shared with a forked child.
+See docs/events.md for every difference from the SDK and why.
 
 This module is imported on first use of ``scarf_autoping.ScarfEventLogger``. It imports
 ``json`` at module level but never ``requests``: :mod:`scarf_autoping.transport` does
@@ -35,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
     from . import Ping
-    from .transport import Result
+    from .transport import Client, Result
 
 __all__ = ["ScarfEventLogger"]
 
@@ -53,11 +59,12 @@ def _platform_name(system: str) -> str:
 
 
 def user_agent() -> str:
-    """``scarf-autoping/<version> (platform=<os>; arch=<arch>, python=<x.y.z>)``.
+    """``scarf-autoping/<version> (platform=<os>; arch=<arch>; python=<x.y.z>)``.
 
-    The same shape as the SDK's ``scarf-py/<version> (...)`` header, so whatever reads
-    the SDK's User-Agent reads this one too. Computed once per process: ``platform``
-    answers from ``os.uname()`` and ``sys`` without starting any subprocess.
+    The shape of the SDK's ``scarf-py/<version> (...)`` header as its source writes it
+    today (0.2.1 as published separates ``python=`` with a comma; the source normalised
+    the delimiter to ``;``). Computed once per process: ``platform`` answers from
+    ``os.uname()`` and ``sys`` without starting any subprocess.
     """
     global _user_agent_cache
     if _user_agent_cache is None:
@@ -68,7 +75,7 @@ def user_agent() -> str:
 
             detail = (
                 f"platform={_platform_name(platform.system())}; "
-                f"arch={platform.machine() or 'unknown'}, python={platform.python_version()}"
+                f"arch={platform.machine() or 'unknown'}; python={platform.python_version()}"
             )
         except Exception:  # noqa: BLE001 - an odd platform loses the detail, never the event
             detail = None
@@ -76,21 +83,29 @@ def user_agent() -> str:
     return _user_agent_cache
 
 
-def _check_timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"ScarfEventLogger: {name} must be a number of seconds > 0, got {value!r}")
-    return value
+def _check_timeout(name: str, value: object) -> float | tuple[float, float]:
+    """Seconds > 0, or the SDK's ``(connect, read)`` pair of them; ``ValueError`` otherwise."""
+    from .transport import check_timeout
+
+    try:
+        return check_timeout(value, name)
+    except ValueError as exc:
+        raise ValueError(f"ScarfEventLogger: {exc}") from None
 
 
 def _check_endpoint(endpoint_url: object) -> str:
-    """An http(s) URL with a host, without its trailing ``/``; ``ValueError`` otherwise."""
+    """An http(s) URL with a host, without surrounding whitespace and trailing ``/``; ``ValueError`` otherwise.
+
+    Credentials in the URL (``https://user:password@host/...``) are kept: they are sent
+    as Basic auth, as the SDK (``requests``) sends them.
+    """
     if not endpoint_url:
         raise ValueError("ScarfEventLogger: endpoint_url must be provided")
     if not isinstance(endpoint_url, str):
         raise ValueError(  # noqa: TRY004 - the SDK's contract: a bad endpoint_url is a ValueError
             f"ScarfEventLogger: endpoint_url must be a string, got {type(endpoint_url).__name__}"
         )
-    url = endpoint_url.rstrip("/")
+    url = endpoint_url.strip().rstrip("/")
     from urllib.parse import urlsplit
 
     try:
@@ -100,10 +115,25 @@ def _check_endpoint(endpoint_url: object) -> str:
     except ValueError:
         host = None
         split = None
-    if split is None or split.scheme.lower() not in ("http", "https") or not host or url != url.strip():
+    if (split is None or split.scheme.lower() not in ("http", "https") or not host
+            or any(ch.isspace() or ord(ch) < 0x20 for ch in url)):
         raise ValueError(f"ScarfEventLogger: endpoint_url must be an http:// or https:// URL with a host, "
-                         f"got {endpoint_url!r}")
+                         f"got {_shown(endpoint_url)!r}")
     return url
+
+
+def _shown(url: str) -> str:
+    """``url`` with the password of ``user:password@`` replaced by ``***``, for output and reprs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    userinfo, _, hostport = authority.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}{rest[end:]}"
 
 
 def encode(properties: object) -> bytes:
@@ -146,8 +176,9 @@ class ScarfEventLogger:
     """Send telemetry events to a Scarf endpoint, with the Scarf Python SDK's interface.
 
     Attributes:
-        endpoint_url: the endpoint, without a trailing ``/``.
-        timeout: default seconds for one event (connecting and reading together).
+        endpoint_url: the endpoint, without surrounding whitespace and trailing ``/``.
+        timeout: default timeout for one event: seconds for the whole exchange, or the
+            SDK's ``(connect, read)`` pair (bounded by its sum).
         verbose: print what is sent and what came of it on stderr.
         exit_timeout: the most interpreter exit waits for one background event in flight
             (never more than that event's own timeout).
@@ -161,7 +192,7 @@ class ScarfEventLogger:
     def __init__(
         self,
         endpoint_url: str,
-        timeout: float | None = None,
+        timeout: float | tuple[float, float] | None = None,
         verbose: bool | None = None,
         *,
         exit_timeout: float | None = None,
@@ -169,38 +200,65 @@ class ScarfEventLogger:
         """Check the arguments; nothing is sent and nothing heavy is imported.
 
         Args:
-            endpoint_url: an ``http://`` or ``https://`` URL; a trailing ``/`` is removed.
-            timeout: default seconds per event (default 3.0, as in the SDK).
+            endpoint_url: an ``http://`` or ``https://`` URL; surrounding whitespace and a
+                trailing ``/`` are removed. ``user:password@`` in it is sent as Basic auth.
+            timeout: default per event (default 3.0, as in the SDK): seconds for the whole
+                exchange, DNS aside, or a ``(connect, read)`` pair.
             verbose: print to stderr; ``None`` follows ``SCARF_VERBOSE`` (``1``/``true``).
             exit_timeout: the most interpreter exit waits for a background event (default 1.0).
 
         Raises:
             ValueError: empty or missing ``endpoint_url``, a URL that is not http(s) with a
-                host, or a timeout that is not a number of seconds > 0.
+                host, or a timeout that is neither seconds > 0 nor a pair of them.
         """
+        from . import transport
+
         self.endpoint_url = _check_endpoint(endpoint_url)
         self.timeout = self.DEFAULT_TIMEOUT if timeout is None else _check_timeout("timeout", timeout)
-        self.exit_timeout = (
-            self.DEFAULT_EXIT_TIMEOUT if exit_timeout is None else _check_timeout("exit_timeout", exit_timeout)
-        )
+        if exit_timeout is None:
+            self.exit_timeout = self.DEFAULT_EXIT_TIMEOUT
+        elif isinstance(_check_timeout("exit_timeout", exit_timeout), tuple):
+            raise ValueError(f"ScarfEventLogger: exit_timeout must be a number of seconds > 0, got {exit_timeout!r}")
+        else:
+            self.exit_timeout = exit_timeout
         if verbose is None:
             verbose = os.environ.get(VERBOSE, "").strip().lower() in ("1", "true")
         self.verbose = bool(verbose)
+        # One keep-alive pool per logger, closed when the logger goes (or at exit).
+        self._client = transport.Client()
+        import weakref
+
+        self._finalizer = weakref.finalize(self, self._client.close)
         if self.verbose:
             _say(
                 "Scarf Logger Configuration:",
-                f"  Endpoint URL: {self.endpoint_url}",
+                f"  Endpoint URL: {_shown(self.endpoint_url)}",
                 f"  Timeout: {self.timeout}s",
                 f"  User-Agent: {user_agent()}",
             )
 
     def __repr__(self) -> str:
-        return f"ScarfEventLogger(endpoint_url={self.endpoint_url!r}, timeout={self.timeout!r})"
+        return f"ScarfEventLogger(endpoint_url={_shown(self.endpoint_url)!r}, timeout={self.timeout!r})"
+
+    def close(self) -> None:
+        """Close the logger's pooled connections now (they are also closed when it is collected)."""
+        self._client.close()
+
+    def __enter__(self) -> ScarfEventLogger:  # noqa: PYI034 - typing.Self needs 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _check_do_not_track() -> bool:
+        """True when the user opted out (the SDK's helper, answered by :mod:`scarf_autoping.policy`)."""
+        return policy.opt_out_reason(os.environ, None) is not None
 
     def log_event(
         self,
         properties: Mapping[str, object],
-        timeout: float | None = None,
+        timeout: float | tuple[float, float] | None = None,
         *,
         background: bool = False,
     ) -> bool | Ping:
@@ -210,7 +268,8 @@ class ScarfEventLogger:
             properties: a dict of JSON-serialisable values (nested dicts and lists allowed;
                 ``{}`` sends ``{}``). It is serialised at the call, so later changes to it
                 do not change what is sent.
-            timeout: seconds for this event, instead of :attr:`timeout`.
+            timeout: for this event, instead of :attr:`timeout`: seconds for the whole
+                exchange (DNS aside), or a ``(connect, read)`` pair.
             background: return a :class:`~scarf_autoping.Ping` at once and send from the
                 shared background worker; delivered at interpreter exit within
                 :attr:`exit_timeout`.
@@ -240,25 +299,25 @@ class ScarfEventLogger:
             return False
         if self.verbose:
             self._say_sending(properties, seconds, "Sending event:")
-        from . import transport
-
-        result = transport.send("POST", self.endpoint_url, timeout=seconds, headers=_headers(), body=body)
+        result = self._client.send("POST", self.endpoint_url, timeout=seconds, headers=_headers(), body=body)
         if self.verbose:
             _say_result(result)
         return result.ok
 
-    def _say_sending(self, properties: Mapping[str, object], seconds: float, title: str) -> None:
+    def _say_sending(self, properties: Mapping[str, object], seconds: object, title: str) -> None:
         _say(
             title,
-            f"  Endpoint URL: {self.endpoint_url}",
+            f"  Endpoint URL: {_shown(self.endpoint_url)}",
             f"  Properties: {properties!r}",
             f"  Timeout: {seconds}s",
         )
 
-    def _submit(self, properties: Mapping[str, object], body: bytes, seconds: float, reason: str | None) -> Ping:
+    def _submit(self, properties: Mapping[str, object], body: bytes, seconds: float | tuple[float, float],
+                reason: str | None) -> Ping:
         """Queue one event on the shared worker; a ``disabled`` Ping when opted out."""
         from . import Ping, host
         from .output import debug as write_debug
+        from .transport import total_seconds
 
         label = _label(properties)
         env = os.environ
@@ -275,13 +334,16 @@ class ScarfEventLogger:
             self._say_sending(properties, seconds, "Sending event in the background:")
         from . import worker
 
-        ping = Ping(label, min(self.exit_timeout, seconds))
-        ping.url = self.endpoint_url
-        spec = {"method": "POST", "url": self.endpoint_url, "body": body.decode("utf-8"), "timeout": float(seconds),
+        total = total_seconds(seconds)
+        ping = Ping(label, min(self.exit_timeout, total))
+        ping.url = _shown(self.endpoint_url)
+        # A detached sender (what is left at exit) gets the whole-exchange bound: its job
+        # format takes seconds, and connect + read is what the pair allows at most.
+        spec = {"method": "POST", "url": self.endpoint_url, "body": body.decode("utf-8"), "timeout": total,
                 "event": True}
         # While the program runs, events go out from its worker thread (they are many, and
         # a process each would cost more than the send); what is left at exit is handed over.
-        job = worker.Job(ping, spec, _prepare, _sender(self.endpoint_url, body, seconds, self.verbose),
+        job = worker.Job(ping, spec, _prepare, _sender(self._client, self.endpoint_url, body, seconds, self.verbose),
                          detach=False, debug=debug)
         worker.submit(job)
         return ping
@@ -302,13 +364,12 @@ def _prepare() -> dict[str, str]:
     return _headers()
 
 
-def _sender(url: str, body: bytes, seconds: float, verbose: bool) -> Callable[[object], tuple[str, str | None]]:
-    """The worker's network step: one POST of the already-encoded body."""
+def _sender(client: Client, url: str, body: bytes, seconds: float | tuple[float, float],
+            verbose: bool) -> Callable[[object], tuple[str, str | None]]:
+    """The worker's network step: one POST of the already-encoded body, on the logger's pool."""
 
     def send(headers: object) -> tuple[str, str | None]:
-        from . import transport
-
-        result = transport.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
+        result = client.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
         if verbose:
             _say_result(result, on_worker=True)
         return ("sent" if result.ok else "failed"), result.describe()

@@ -9,7 +9,8 @@ one JSON argument::
 
     JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
                      "variables": {...}, "ci": false, "timeout": 3.0, "retry_interval": null | s,
-                     "wait": extra seconds before the first attempt}
+                     "wait": extra seconds before the first attempt,
+                     "headers": {...} and "body": "JSON text" (optional, for a POST)}
     JOB (an event): {"method": "POST", "url": ..., "body": "...", "timeout": 3.0, "event": true}
 
 It sleeps ``delay`` seconds (a host that is starting up keeps the machine to itself),
@@ -121,8 +122,9 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
 
             values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"))
             url = expand(job["template"], values)
-            headers = {"User-Agent": transport.user_agent()}
-            body = None
+            # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
+            headers = {"User-Agent": transport.user_agent(), **(job.get("headers") or {})}
+            body = job["body"].encode("utf-8") if isinstance(job.get("body"), str) else None
         result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
         good = result.ok if job.get("event") else result.delivered
         if good:

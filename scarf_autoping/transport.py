@@ -1,16 +1,41 @@
 """The one place that touches ``requests``: send one HTTP request, never raise.
 
-Imported only by the background worker (and the command line), never on the thread
-that imports a host package: ``import requests`` costs tens of milliseconds.
+Imported only by the background worker, the detached sender, the event logger and the
+command line, never on the thread that imports a host package: ``import requests`` costs
+tens of milliseconds.
+
+**A deadline that holds.** ``requests`` (through urllib3) applies its timeout to each
+socket operation: a server that sends one byte of its answer every half second keeps a
+"1 second" request going for as long as it likes. Here the timeout is a deadline for the
+whole exchange, DNS resolution aside (no Python HTTP client can interrupt
+``getaddrinfo``). It is kept without a thread or a signal: the urllib3 connection
+classes used here (see :class:`_DeadlineConnection`) set the socket's timeout to the
+time that is left before every step — the TCP connect, the proxy's ``CONNECT``, the TLS
+handshake (which CPython bounds as a whole by the socket timeout), every send — and the
+response is read through a file whose every ``recv`` gets the time left, so the status
+line and headers (read inside ``http.client``) cannot be trickled past the deadline
+either. The deadline lives in a thread-local, set by :meth:`Client.send` around one
+request.
+
+**Connection reuse.** A :class:`Client` keeps a pool (HTTP keep-alive) for the event
+logger: one TCP (and TLS) connection serves many events. No cookies are kept between
+requests, ``~/.netrc`` is never read, and the pool belongs to one process: after a fork
+the child starts a pool of its own and never touches the parent's sockets (or their
+locks). :func:`send`, used for pings, opens one connection and closes it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
+
+#: Bytes of a response body read so that its connection can be reused; a longer body
+#: closes the connection instead (a ping or an event never needs the body).
+DRAIN_LIMIT = 65536
 
 
 class Result:
@@ -72,9 +97,345 @@ def warm_up() -> None:
     import requests  # noqa: F401
     import urllib3  # noqa: F401
 
+    _machinery()
     try:
         import idna  # noqa: F401  - requests imports it lazily for non-ASCII hosts
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        pass
+
+
+# --- timeouts -------------------------------------------------------------------------
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | tuple[float, float]:
+    """A timeout as accepted here: seconds > 0, or a ``(connect, read)`` pair of them.
+
+    Returns the value (a pair as a tuple); raises ``ValueError`` naming ``name`` otherwise.
+    """
+    def seconds(part: object) -> bool:
+        return not isinstance(part, bool) and isinstance(part, (int, float)) and part > 0 and part < float("inf")
+
+    if isinstance(value, (tuple, list)):
+        if len(value) == 2 and seconds(value[0]) and seconds(value[1]):
+            return (value[0], value[1])
+        raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, got {value!r}")
+    if not seconds(value):
+        raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def total_seconds(timeout: float | tuple[float, float]) -> float:
+    """The most seconds an exchange with ``timeout`` may take (DNS aside): ``connect + read`` for a pair."""
+    if isinstance(timeout, (tuple, list)):
+        return float(timeout[0]) + float(timeout[1])
+    return float(timeout)
+
+
+class _Budget:
+    """The deadlines of the request running on this thread (monotonic seconds).
+
+    ``connect``: by when connecting (TCP, proxy tunnel, TLS handshake) must be done.
+    ``deadline``: by when the whole exchange must be done. ``read``: the most one wait for
+    the server may take (``requests``' read timeout), never beyond ``deadline``.
+    """
+
+    __slots__ = ("connect", "deadline", "read")
+
+    def __init__(self, timeout: float | tuple[float, float]) -> None:
+        now = time.monotonic()
+        if isinstance(timeout, (tuple, list)):
+            self.connect = now + float(timeout[0])
+            self.read: float | None = float(timeout[1])
+        else:
+            self.connect = now + float(timeout)
+            self.read = None
+        self.deadline = now + total_seconds(timeout)
+
+    def left(self, until: float) -> float:
+        """Seconds left before ``until``; a timeout (``socket.timeout``) once it has passed."""
+        left = until - time.monotonic()
+        if left <= 0:
+            import socket
+
+            raise socket.timeout("timed out (deadline)")
+        return left
+
+    def for_recv(self) -> float:
+        left = self.left(self.deadline)
+        return left if self.read is None else min(left, self.read)
+
+
+_machinery_cache: dict[str, object] = {}
+
+
+def _machinery() -> dict[str, object]:
+    """The classes that keep the deadline, built once (they subclass urllib3 and requests)."""
+    built = _machinery_cache.get("built")
+    if built is not None:
+        return built  # type: ignore[return-value]
+    import http.client
+    import io
+    import threading
+
+    import requests
+    import requests.adapters
+    import urllib3
+    from urllib3 import connection as u3connection
+    from urllib3 import connectionpool
+
+    local = threading.local()
+
+    def budget() -> _Budget | None:
+        return getattr(local, "budget", None)
+
+    class _DeadlineFile(io.RawIOBase):
+        """The response's raw stream: every ``recv`` waits at most the time left."""
+
+        def __init__(self, raw: io.RawIOBase, sock: object, plan: _Budget) -> None:
+            super().__init__()
+            self._raw = raw
+            self._sock = sock
+            self._plan = plan
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
+            self._sock.settimeout(self._plan.for_recv())  # type: ignore[attr-defined]
+            return self._raw.readinto(buffer)
+
+        def close(self) -> None:
+            if not self.closed:
+                try:
+                    self._raw.close()
+                finally:
+                    super().close()
+
+    class _SocketView:
+        """What ``http.client.HTTPResponse`` asks of a socket: ``makefile`` (deadline-bound)."""
+
+        def __init__(self, sock: object, plan: _Budget) -> None:
+            self._sock = sock
+            self._plan = plan
+
+        def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> object:
+            raw = self._sock.makefile("rb", buffering=0)  # type: ignore[attr-defined]
+            return io.BufferedReader(_DeadlineFile(raw, self._sock, self._plan))
+
+    class _DeadlineResponse(http.client.HTTPResponse):
+        """``http.client``'s response, reading its head and body against the deadline.
+
+        Also used for a proxy's answer to ``CONNECT`` (``http.client`` builds that one
+        from ``response_class`` too).
+        """
+
+        def __init__(self, sock: object, *args: object, **kwargs: object) -> None:
+            plan = budget()
+            super().__init__(_SocketView(sock, plan) if plan is not None else sock, *args, **kwargs)  # type: ignore[arg-type]
+
+    class _DeadlineMixin:
+        """Arms the socket with the time left before each step of the exchange."""
+
+        response_class = _DeadlineResponse
+
+        def _new_conn(self) -> object:
+            plan = budget()
+            if plan is not None:
+                left = max(0.001, plan.connect - time.monotonic())
+                current = self.timeout  # type: ignore[attr-defined]
+                self.timeout = left if not isinstance(current, (int, float)) else min(current, left)
+            sock = super()._new_conn()  # type: ignore[misc]
+            if plan is not None:
+                sock.settimeout(plan.left(plan.connect))  # the TLS handshake's bound as a whole
+            return sock
+
+        def _tunnel(self) -> None:
+            super()._tunnel()  # type: ignore[misc]
+            plan = budget()
+            if plan is not None and self.sock is not None:  # type: ignore[attr-defined]
+                self.sock.settimeout(plan.left(plan.connect))  # type: ignore[attr-defined]
+
+        def send(self, data: object) -> None:
+            plan = budget()
+            if plan is not None and self.sock is not None:  # type: ignore[attr-defined]
+                self.sock.settimeout(plan.left(plan.deadline))  # type: ignore[attr-defined]
+            super().send(data)  # type: ignore[misc]
+
+    class HTTPConnection(_DeadlineMixin, u3connection.HTTPConnection):
+        pass
+
+    class HTTPSConnection(_DeadlineMixin, u3connection.HTTPSConnection):
+        pass
+
+    class HTTPConnectionPool(connectionpool.HTTPConnectionPool):
+        ConnectionCls = HTTPConnection
+
+    class HTTPSConnectionPool(connectionpool.HTTPSConnectionPool):
+        ConnectionCls = HTTPSConnection
+
+    pools = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        """``requests``' adapter with our connection classes, direct and through HTTP(S) proxies."""
+
+        def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+            super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **kwargs: object) -> object:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if isinstance(manager, urllib3.PoolManager) and not proxy.lower().startswith("socks"):
+                manager.pool_classes_by_scheme = pools  # type: ignore[attr-defined]
+            return manager
+
+    # Two threads building at once: one set wins (setdefault is atomic), and everyone uses
+    # it, so a session's classes and the thread-local that carries the deadline always match.
+    winner = _machinery_cache.setdefault("built", {"local": local, "Adapter": Adapter})
+    return winner  # type: ignore[return-value]
+
+
+# --- the client -----------------------------------------------------------------------
+
+
+def _new_session() -> object:
+    """A ``requests.Session`` with our adapter, environment proxies and CA bundles, no cookies kept."""
+    import http.cookiejar
+
+    import requests
+
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # no cookie is ever kept
+    adapter = _machinery()["Adapter"]()  # type: ignore[operator]
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+#: Sessions a forked child inherited: never used, never closed (their locks may be held
+#: by a thread that exists only in the parent), kept so their sockets are not collected
+#: (and reported as unclosed) in the child.
+_inherited: list[object] = []
+
+
+class Client:
+    """A pool of keep-alive connections for one user (an event logger); safe across threads and forks.
+
+    The pool is made on first use and belongs to the process that made it: a forked child
+    (``os.fork``, multiprocessing, uWSGI workers) makes a pool of its own.
+    """
+
+    __slots__ = ("__weakref__", "_state")
+
+    def __init__(self) -> None:
+        self._state: tuple[int, object] | None = None
+
+    def _session(self) -> object:
+        pid = os.getpid()
+        state = self._state
+        if state is not None and state[0] == pid:
+            return state[1]
+        if state is not None:
+            _inherited.append(state[1])
+        session = _new_session()
+        self._state = (pid, session)  # two threads racing here: the loser's session is closed after use
+        return session
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float | tuple[float, float],
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        keep_alive: bool = True,
+    ) -> Result:
+        """Send one request within ``timeout`` (a deadline; see the module) and never raise.
+
+        Redirects are not followed, proxies and CA bundles from the environment are
+        honoured, ``~/.netrc`` is not consulted; credentials written in ``url``
+        (``user:password@``) are sent as Basic auth. With ``keep_alive`` a short body is
+        read so that the connection goes back to the pool; otherwise it is never read and
+        the connection is closed.
+        """
+        started = time.perf_counter()
+        response = None
+        local = None
+        session = None
+        try:
+            machinery = _machinery()
+            local = machinery["local"]
+            from requests.utils import get_auth_from_url
+            from urllib3 import Timeout
+
+            session = self._session()
+            user, password = get_auth_from_url(url)
+            auth = (user, password) if user or password else _no_auth
+            plan = _Budget(timeout)
+            local.budget = plan  # type: ignore[attr-defined]
+            if isinstance(timeout, (tuple, list)):
+                u3timeout = Timeout(connect=float(timeout[0]), read=float(timeout[1]))
+            else:
+                u3timeout = Timeout(connect=float(timeout), read=float(timeout))
+            response = session.request(  # type: ignore[attr-defined]
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=body,
+                timeout=u3timeout,
+                allow_redirects=False,
+                stream=True,
+                auth=auth,
+            )
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            result = Result(response.status_code, None, (time.perf_counter() - started) * 1000, retry_after)
+            if keep_alive:
+                _drain(response)
+            return result
+        except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
+            # Exception, not BaseException: Ctrl-C during a synchronous event must still
+            # interrupt the caller. (On the worker thread, the worker catches everything.)
+            return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
+        finally:
+            if local is not None:
+                local.budget = None  # type: ignore[attr-defined]
+            if response is not None:
+                try:
+                    response.close()  # back to the pool when drained, else the connection is closed
+                except Exception:  # noqa: BLE001
+                    pass
+            if session is not None and (not keep_alive or self._state is None or self._state[1] is not session):
+                self._close_session(session)
+
+    def _close_session(self, session: object) -> None:
+        try:
+            session.close()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            pass
+
+    def close(self) -> None:
+        """Close the pooled connections (in the process that opened them; a child only forgets them)."""
+        state, self._state = self._state, None
+        if state is None:
+            return
+        if state[0] == os.getpid():
+            self._close_session(state[1])
+        else:
+            _inherited.append(state[1])
+
+
+def _drain(response: object) -> None:
+    """Read a short body to its end so the connection can be reused; give up on a long one."""
+    try:
+        length = response.headers.get("Content-Length")  # type: ignore[attr-defined]
+        if length is not None and (not length.strip().isdigit() or int(length) > DRAIN_LIMIT):
+            return  # closed by response.close(): not worth reading
+        seen = 0
+        for chunk in response.iter_content(16384):  # type: ignore[attr-defined]
+            seen += len(chunk)
+            if seen > DRAIN_LIMIT:
+                return
+    except Exception:  # noqa: BLE001 - the answer is known; a broken body only costs the connection
         pass
 
 
@@ -82,45 +443,18 @@ def send(
     method: str,
     url: str,
     *,
-    timeout: float,
+    timeout: float | tuple[float, float],
     headers: Mapping[str, str] | None = None,
     body: bytes | None = None,
 ) -> Result:
-    """Send one request and return what happened; never raises.
+    """Send one request on a connection of its own and return what happened; never raises.
 
-    Redirects are not followed, the response body is never read (``stream=True`` and the
-    connection is closed), proxies from the environment are honoured, ``~/.netrc`` is not
-    consulted, and ``timeout`` bounds connecting and reading together (urllib3's total
-    timeout). DNS resolution is not interruptible; callers bound their own waits.
+    Redirects are not followed, the response body is never read (the connection is
+    closed), proxies from the environment are honoured, ``~/.netrc`` is not consulted,
+    and ``timeout`` bounds the whole exchange, DNS resolution aside (callers bound their
+    own waits). See :meth:`Client.send`.
     """
-    started = time.perf_counter()
-    response = None
-    try:
-        import requests
-        from urllib3 import Timeout
-
-        response = requests.request(
-            method,
-            url,
-            headers=dict(headers or {}),
-            data=body,
-            timeout=Timeout(total=timeout),
-            allow_redirects=False,
-            stream=True,
-            auth=_no_auth,
-        )
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return Result(response.status_code, None, (time.perf_counter() - started) * 1000, retry_after)
-    except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
-        # Exception, not BaseException: Ctrl-C during a synchronous event must still
-        # interrupt the caller. (On the worker thread, the worker catches everything.)
-        return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
-    finally:
-        if response is not None:
-            try:
-                response.close()
-            except Exception:  # noqa: BLE001
-                pass
+    return Client().send(method, url, timeout=timeout, headers=headers, body=body, keep_alive=False)
 
 
 def parse_retry_after(value: str | None) -> float | None:

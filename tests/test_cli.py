@@ -144,9 +144,12 @@ def test_send_delivers_synchronously_even_in_ci(collector):
 @pytest.mark.parametrize("env", [{"DO_NOT_TRACK": "1"}, {"SCARF_NO_ANALYTICS": "yes"}, {"SEND_PKG_NO_ANALYTICS": "1"},
                                  {"SCARF_ANALYTICS": "false"}])
 def test_send_respects_opt_outs(collector, env):
+    # Exit 0: a `set -e` script must not die because its user opted out (issue 10).
     result = cli("send", collector.url + ROUTE, "--package", "send-pkg", env=child_env(**env))
-    assert result.returncode == 1
-    assert result.stdout == f"not sent: opted out by {next(iter(env))}\n"
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    result = cli("send", collector.url + ROUTE, "--package", "send-pkg", "--verbose", env=child_env(**env))
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == f"scarf-autoping send: not sent: opted out by {next(iter(env))}\n"
     assert collector.settle(0.2) == []
 
 

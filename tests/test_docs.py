@@ -133,6 +133,8 @@ def test_every_console_example_runs_as_shown(page: Path, project: Path):
         for command, expected in examples(page):
             if command.startswith("scarf-autoping collect"):
                 continue  # running already, on the stand-in port
+            # A documented command never reaches a real endpoint: only the loopback collector.
+            assert not re.search(r"\bsend\b.*https?://(?!127\.0\.0\.1)", command), f"{page.name}: {command}"
             shell = command.replace("8750", str(port))
             proc = subprocess.run(["bash", "-c", shell], cwd=project, env=env, capture_output=True, text=True,
                                   timeout=60, check=False)

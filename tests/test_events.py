@@ -30,7 +30,7 @@ def _sdk_user_agent() -> str:
     system = platform.system()
     name = "macOS" if system == "Darwin" else system.lower()
     return (f"scarf-autoping/{scarf_autoping.__version__} "
-            f"(platform={name}; arch={platform.machine()}, python={platform.python_version()})")
+            f"(platform={name}; arch={platform.machine()}; python={platform.python_version()})")
 
 
 # --- constructor -------------------------------------------------------------------------
@@ -47,10 +47,15 @@ def test_constructor_defaults_match_the_sdk():
 
 
 @pytest.mark.parametrize("url", ["", None, "ftp://x.example", "x.example/e", "https://", "https:///path",
-                                 "mailto:a@b.example", " https://x.example", "http://x.example:99999", 42])
+                                 "mailto:a@b.example", "https://x.exa mple/e", "http://x.example:99999", 42])
 def test_bad_endpoint_is_a_value_error(url):
     with pytest.raises(ValueError, match="endpoint_url"):
         ScarfEventLogger(url)
+
+
+def test_surrounding_whitespace_is_removed_as_requests_does():
+    assert ScarfEventLogger(" https://x.example/e/ ").endpoint_url == "https://x.example/e"
+    assert ScarfEventLogger("\thttp://x.example\n").endpoint_url == "http://x.example"
 
 
 def test_missing_endpoint_is_an_error():
@@ -198,7 +203,7 @@ def test_an_unexpected_exception_in_requests_is_false(collector, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("something odd deep inside")
 
-    monkeypatch.setattr(requests, "request", explode)
+    monkeypatch.setattr(requests.Session, "send", explode)
     assert ScarfEventLogger(collector.url).log_event({"event": "e"}) is False
 
 
