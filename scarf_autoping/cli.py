@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__, _check_arguments, expand, policy
+from . import __version__, check_arguments, expand, policy
 from .template import TemplateError
 
 TYPE_CHECKING = False
@@ -79,7 +79,7 @@ def _checked(package: str, template: str, version: str | None, pairs: Sequence[s
              timeout: float = 3.0) -> dict[str, str]:
     """``autoping``'s own argument checks; their message, without the ``autoping:`` prefix."""
     try:
-        return _check_arguments(package, template, version, _parse_vars(pairs), timeout, 1.0)
+        return check_arguments(package, template, version, _parse_vars(pairs), timeout, 1.0)
     except (TemplateError, ValueError) as exc:
         raise CliError(str(exc).replace("autoping: ", "", 1), 2) from None
 
@@ -171,27 +171,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Add the ``autoping`` line to a package and write its TELEMETRY.md notice."""
+    """Add (or update) the ``autoping`` call in a package and write its TELEMETRY.md notice."""
     from .initcmd import InitError, init_package
 
     try:
         result = init_package(args.package_dir, args.endpoint, args.package, args.notice)
     except InitError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), exc.code) from None
     except (TemplateError, ValueError) as exc:
         raise CliError(str(exc).replace("autoping: ", "", 1), 2) from None
-    if result.init_changed:
-        _out(f"added to {result.init_path}:\n  {result.line}")
+    if result.declared:
+        _out(f"note: the project declares the distribution {result.declared!r}; using {result.package!r} as "
+             "asked (pings carry the name of the installed distribution either way)")
+    if result.init_status == "added":
+        _out(f"added to {result.init_path}:")
+        for line in result.lines:
+            _out(f"  {line}")
+    elif result.init_status == "updated":
+        old_package, old_template = result.previous or ("", "")
+        changed = [what for what, old, new in (("endpoint", old_template, args.endpoint),
+                                               ("package", old_package, result.package)) if old != new]
+        _out(f"updated {result.init_path} ({' and '.join(changed) or 'layout'} changed):")
     else:
-        _out(f"unchanged: {result.init_path} already has the line")
+        _out(f"unchanged: {result.init_path} already has the call")
     notices = {
         "written": f"wrote the notice {result.notice_path}",
+        "updated": f"updated the notice {result.notice_path}",
         "unchanged": f"unchanged: {result.notice_path}",
-        "kept": f"kept {result.notice_path} as it is (it differs from the generated notice; not overwritten)",
+        "kept": f"kept {result.notice_path} as it is (it differs from the generated notice; not overwritten"
+                + ("; update its endpoint by hand)" if result.init_status == "updated" else ")"),
     }
+    for diff in result.diffs:
+        for line in diff:
+            _out(f"  {line}")
     _out(notices[result.notice_status])
-    if result.init_changed:
-        _out(f"next: add 'scarf-autoping' to the dependencies of {result.package}, and link TELEMETRY.md from your README")
+    if result.init_status == "added":
+        _out(f"next: add 'scarf-autoping' to the dependencies of {result.package}, and link TELEMETRY.md from "
+             "your README")
     return 0
 
 
@@ -377,8 +393,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 result = init_package(package_dir, template, DEMO_PACKAGE, root / "TELEMETRY.md")
             except InitError as exc:
                 raise CliError(str(exc)) from None
-            _out("2. a throwaway package demo_pkg 1.0.0; 'scarf-autoping init' gave its __init__.py the line:")
-            _out(f"     {result.line}")
+            _out("2. a throwaway package demo_pkg 1.0.0; 'scarf-autoping init' gave its __init__.py the call:")
+            for line in result.lines:
+                _out(f"     {line}")
             env, stripped = _demo_env(site)
             _out("3. importing it in a child process: python -c 'import demo_pkg'")
             if stripped:
