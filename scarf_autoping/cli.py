@@ -84,6 +84,15 @@ def _checked(package: str, template: str, version: str | None, pairs: Sequence[s
         raise CliError(str(exc).replace("autoping: ", "", 1), 2) from None
 
 
+def _name_note(command: str, package: str, version: str | None) -> None:
+    """A note on stderr when ``package`` is not an installed distribution (with close names)."""
+    from . import naming
+
+    text = naming.note(naming.resolve(package), version is not None)
+    if text:
+        sys.stderr.write(f"{PROG} {command}: note: {text}\n")
+
+
 def _build_url(args: argparse.Namespace, timeout: float = 3.0) -> str:
     """The URL a ping for ``args.package`` would use in this environment."""
     from . import facts
@@ -111,6 +120,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     else:
         values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false"}
     ordered = {name: values.get(name) for name in facts.BUILTIN_NAMES}
+    if args.package:
+        _name_note("facts", args.package, args.version)
     if args.json:
         _out(json.dumps(ordered, indent=2))
         return 0
@@ -124,6 +135,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     """Print the URL a ping would use; send nothing."""
     url = _build_url(args)
     _out(url)
+    _name_note("preview", args.package, args.version)
     reason = policy.opt_out_reason(os.environ, args.package)
     if reason:
         sys.stderr.write(f"{PROG} preview: note: {reason} is set here, so {args.package} would send nothing\n")
@@ -150,6 +162,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     who = args.package or "every package"
     decision = policy.decide(env, args.package)  # the library's own rule and order
     reason = policy.opt_out_reason(env, args.package)
+    variables = [policy.package_variable(args.package)] if args.package else ["<PACKAGE>_NO_ANALYTICS"]
+    if args.package:
+        from . import naming
+
+        resolved = naming.resolve(args.package)
+        distribution_variable = naming.distribution_opt_out(env, args.package)
+        if decision.enabled and distribution_variable:
+            decision = policy.Decision(False, f"opted out by {distribution_variable}", decision.ci)
+            reason = distribution_variable
+        if policy.package_variable(resolved.name) not in variables:
+            variables.append(policy.package_variable(resolved.name))
     if decision.enabled:
         _out(f"on for {who}: no opt-out variable is set and no CI is detected")
     elif reason:
@@ -159,9 +182,16 @@ def cmd_status(args: argparse.Namespace) -> int:
              "skip_ci=False ping")
     else:
         _out(f"off for {who} in this process tree: a parent process already pinged it ({policy.PINGED})")
-    switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false"]
-    switches.append(policy.package_variable(args.package) if args.package else "<PACKAGE>_NO_ANALYTICS")
+    switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false", *variables]
     _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches))
+    if args.package:
+        from . import naming
+
+        resolved = naming.resolve(args.package)
+        if resolved.found:
+            _out(f"pings carry package {resolved.name!r}, version {resolved.version!r} (the installed distribution)")
+        else:
+            _out(f"note: {naming.note(resolved)}")
     return 0
 
 
@@ -287,8 +317,13 @@ class _Printer:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run the local collector until Ctrl-C or SIGTERM."""
-    from .collector import Collector, CollectorError, describe, is_loopback
+    from .collector import Collector, CollectorError, Route, describe, is_loopback
 
+    if args.route:
+        try:
+            Route(args.route)
+        except CollectorError as exc:  # a bad template is a bad argument, as in preview and init
+            raise CliError(str(exc), 2) from None
     printer = _Printer()
     try:
         collector = Collector(args.host, args.port, args.db, route=args.route, keep_ip=args.keep_ip,
