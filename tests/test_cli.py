@@ -455,3 +455,27 @@ def test_status_follows_the_library_order_already_pinged_before_ci():
     result = cli("status", "--package", "stat-pkg", env=child_env(CI="true", SCARF_AUTOPING_PINGED="stat-pkg"))
     assert result.returncode == 0
     assert result.stdout.startswith("off for stat-pkg in this process tree: a parent process already pinged it")
+
+
+# --------------------------------------------------------------------------
+# One convention for errors (issue 9): one line, the command's prefix, 2 for a bad argument
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("collect", "--port", "0", "--route", "/t/{package"),
+    ("preview", "http://x/t/{package", "--package", "p"),
+    ("init", ".", "--endpoint", "http://x/t/{package", "--package", "p"),
+])
+def test_the_same_bad_template_is_exit_2_with_the_commands_prefix_everywhere(args, tmp_path):
+    (tmp_path / "__init__.py").write_text("", encoding="utf-8")
+    result = cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, "unclosed expression")
+    assert result.stderr.startswith(f"scarf-autoping {args[0]}: error: "), result.stderr
+    assert (tmp_path / "__init__.py").read_text(encoding="utf-8") == ""  # init changed nothing
+
+
+def test_collect_on_a_port_in_use_is_a_failure_exit_1(collector, tmp_path):
+    result = cli("collect", "--port", str(collector.port), "--db", str(tmp_path / "p.sqlite"))
+    assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{collector.port}")
+    assert result.stderr.startswith("scarf-autoping collect: error: ")
