@@ -64,7 +64,7 @@ def test_ping_handle_reports_sent_and_url(collector, site):
     assert child.returncode == 0, child
     status, code, url = child.stdout.split()
     assert (status, code) == ("sent", "204")
-    assert url.startswith(collector.url + "/q?package=pkg_handle&version=1.2.3")
+    assert url.startswith(collector.url + "/q?package=pkg-handle&version=1.2.3")
 
 
 @pytest.mark.parametrize("name", ["DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "PKG_OPT_NO_ANALYTICS"])
