@@ -163,8 +163,13 @@ def autoping(
     """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
     Args:
-        package: distribution name (an import name also works) used for the version
-            lookup, the ``{package}`` variable and the per-package opt-out variable.
+        package: the distribution name in any spelling (``Acme.Widgets``, ``acme_widgets``),
+            or an import name that belongs to it. ``{package}`` is always the installed
+            distribution's PEP 503 normalised name (``acme-widgets``), looked up in the
+            background; with no such distribution it is the normalised spelling, the
+            version is ``"unknown"``, and ``Ping.reason`` and the debug line say why. The
+            per-package opt-out variable is ``ACME_WIDGETS_NO_ANALYTICS`` (for an import
+            name, that of the distribution is honoured too).
         template: an RFC 6570 route template for an http(s) URL, e.g.
             ``"https://x.gateway.scarf.sh/t/{package}/{version}/{platform}{?python,arch}"``.
         version: overrides the installed metadata (``"unknown"`` when there is none).
@@ -189,7 +194,9 @@ def autoping(
 
     Everything else (network, metadata, odd platforms, a sub-interpreter) is settled
     silently: see ``Ping.status`` and ``Ping.reason``. Calling again for the same package
-    in the same process returns the same :class:`Ping` and sends nothing more.
+    (any spelling) in the same process returns the same :class:`Ping` and sends nothing
+    more: the first call wins, and with ``SCARF_AUTOPING_DEBUG=1`` a call with other
+    arguments is reported as ignored.
     """
     extra = check_arguments(package, template, version, variables, timeout, exit_timeout)
     interval = None

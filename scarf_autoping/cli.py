@@ -544,14 +544,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--package", metavar="NAME", help="also check NAME's own <PACKAGE>_NO_ANALYTICS")
     sub.set_defaults(func=cmd_status)
 
-    sub = commands.add_parser("init", help="add the autoping line to a package and write TELEMETRY.md",
-                              description="Add the one autoping line to PACKAGE_DIR/__init__.py (after its "
-                                          "docstring and __future__ imports) and write a TELEMETRY.md notice. "
-                                          "Running it again changes nothing.")
+    sub = commands.add_parser("init", help="add the autoping call to a package and write TELEMETRY.md",
+                              description="Add the autoping call to PACKAGE_DIR/__init__.py (after its imports, "
+                                          "formatted so that ruff and black accept it, with a comment naming the "
+                                          "opt-out variables) and write a TELEMETRY.md notice at the project root. "
+                                          "Running it again changes nothing; with another endpoint it updates the "
+                                          "call and the notice it wrote, and shows what changed.")
     sub.add_argument("package_dir", metavar="PACKAGE_DIR", help="the directory holding the package's __init__.py")
     sub.add_argument("--endpoint", required=True, metavar="TEMPLATE", help="the route template to ping")
     sub.add_argument("--package", metavar="NAME",
-                     help="the distribution name (default: from pyproject.toml/setup.cfg, else the directory name)")
+                     help="the distribution name (default: read from the project's pyproject.toml ([project] "
+                          "or [tool.poetry]), setup.cfg or setup.py; init asks for it when it cannot tell)")
     sub.add_argument("--notice", metavar="PATH", help="where to write TELEMETRY.md (a file or a directory)")
     sub.set_defaults(func=cmd_init)
 
