@@ -141,6 +141,10 @@ class Ping:
 
 
 _registry: "dict[str, Ping]" = {}
+#: The arguments of the first call per package (normalised name), to say what a second call changed.
+_calls: "dict[str, tuple]" = {}
+_CALL_FIELDS = ("package", "template", "version", "variables", "timeout", "exit_timeout", "skip_ci", "on_exit",
+                "retry_interval")
 _registry_lock = RLock()  # re-entrant: a signal handler may call autoping() mid-call
 
 
@@ -159,8 +163,13 @@ def autoping(
     """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
     Args:
-        package: distribution name (an import name also works) used for the version
-            lookup, the ``{package}`` variable and the per-package opt-out variable.
+        package: the distribution name in any spelling (``Acme.Widgets``, ``acme_widgets``),
+            or an import name that belongs to it. ``{package}`` is always the installed
+            distribution's PEP 503 normalised name (``acme-widgets``), looked up in the
+            background; with no such distribution it is the normalised spelling, the
+            version is ``"unknown"``, and ``Ping.reason`` and the debug line say why. The
+            per-package opt-out variable is ``ACME_WIDGETS_NO_ANALYTICS`` (for an import
+            name, that of the distribution is honoured too).
         template: an RFC 6570 route template for an http(s) URL, e.g.
             ``"https://x.gateway.scarf.sh/t/{package}/{version}/{platform}{?python,arch}"``.
         version: overrides the installed metadata (``"unknown"`` when there is none).
@@ -185,9 +194,11 @@ def autoping(
 
     Everything else (network, metadata, odd platforms, a sub-interpreter) is settled
     silently: see ``Ping.status`` and ``Ping.reason``. Calling again for the same package
-    in the same process returns the same :class:`Ping` and sends nothing more.
+    (any spelling) in the same process returns the same :class:`Ping` and sends nothing
+    more: the first call wins, and with ``SCARF_AUTOPING_DEBUG=1`` a call with other
+    arguments is reported as ignored.
     """
-    extra = _check_arguments(package, template, version, variables, timeout, exit_timeout)
+    extra = check_arguments(package, template, version, variables, timeout, exit_timeout)
     interval = None
     if retry_interval is not None:
         from . import retry
@@ -196,10 +207,15 @@ def autoping(
     if on_exit not in ON_EXIT:
         raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
     key = policy.normalize(package)
+    call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval)
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
+            first = _calls.get(key)
+            if first is not None and first != call and policy.debug_enabled(os.environ):
+                _ignored(key, first, call)
             return existing
+        _calls[key] = call
         env = os.environ
         decision = policy.decide(env, package, skip_ci)
         debug = policy.debug_enabled(env)
@@ -249,34 +265,57 @@ def autoping(
     return ping
 
 
+def _ignored(key: str, first: tuple, second: tuple) -> None:
+    """The debug line for a second ``autoping()`` call for the same package with other arguments."""
+    from .output import debug
+
+    changed = [
+        f"{name} {theirs!r} instead of {ours!r}"
+        for name, ours, theirs in zip(_CALL_FIELDS, first, second)
+        if ours != theirs
+    ]
+    debug(
+        f"{second[0]}: a second autoping() call for {key!r} was ignored ({'; '.join(changed)}): "
+        "the first call wins, since a package pings once per process"
+    )
+
+
 def _preparer(ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool) -> object:
     """The worker's preparation step: facts, version and the expanded URL (no network)."""
 
-    def prepare() -> str:
-        from . import facts
+    def prepare() -> "tuple[str | None, str | None]":
+        """``(url, remark)``, or ``(None, why not)`` when the distribution's own variable opts out."""
+        from . import facts, naming
 
+        off, remark = naming.background(ping.package, version is not None, os.environ)
+        if off is not None:
+            return None, off
         url = expand(template, facts.variables(ping.package, version, ci, extra))
         ping.url = url
-        return url
+        return url, remark
 
     return prepare
 
 
 def _sender(timeout: float) -> object:
-    def send(url: object) -> "tuple[str, str | None, float | None]":
-        from . import transport
+    def send(prepared: object) -> "tuple[str, str | None, float | None]":
+        from . import naming, transport
 
+        url, remark = prepared  # type: ignore[misc]
+        if url is None:
+            return "disabled", remark, None
         result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
         if result.delivered:
-            return "sent", result.describe(), None
+            return "sent", naming.with_remark(result.describe(), remark), None
         from . import retry
 
-        return "failed", result.describe(), retry.retryable(result.status_code, result.retry_after)
+        reason = naming.with_remark(result.describe(), remark)
+        return "failed", reason, retry.retryable(result.status_code, result.retry_after)
 
     return send
 
 
-def _check_arguments(
+def check_arguments(
     package: object,
     template: object,
     version: object,
@@ -284,7 +323,11 @@ def _check_arguments(
     timeout: object,
     exit_timeout: object,
 ) -> "dict[str, str]":
-    """Raise at the call for the author's mistakes; return the author's variables as strings."""
+    """Raise at the call for the author's mistakes; return the author's variables as strings.
+
+    The checks :func:`autoping` makes, shared with the command line and ``init`` so that
+    they accept exactly what the library accepts.
+    """
     if not isinstance(package, str) or not package.strip():
         raise ValueError(f"autoping: package must be a non-empty string, got {package!r}")
     if not isinstance(template, str):
@@ -332,6 +375,10 @@ def _check_arguments(
             f"or {{/{reserved[0]}}} in template {template!r}"
         )
     return extra
+
+
+#: The former private name, kept for callers that still use it.
+_check_arguments = check_arguments
 
 
 def _check_url(template: str) -> None:

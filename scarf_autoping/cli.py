@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__, _check_arguments, expand, policy
+from . import __version__, check_arguments, expand, policy
 from .template import TemplateError
 
 TYPE_CHECKING = False
@@ -79,9 +79,18 @@ def _checked(package: str, template: str, version: str | None, pairs: Sequence[s
              timeout: float = 3.0) -> dict[str, str]:
     """``autoping``'s own argument checks; their message, without the ``autoping:`` prefix."""
     try:
-        return _check_arguments(package, template, version, _parse_vars(pairs), timeout, 1.0)
+        return check_arguments(package, template, version, _parse_vars(pairs), timeout, 1.0)
     except (TemplateError, ValueError) as exc:
         raise CliError(str(exc).replace("autoping: ", "", 1), 2) from None
+
+
+def _name_note(command: str, package: str, version: str | None) -> None:
+    """A note on stderr when ``package`` is not an installed distribution (with close names)."""
+    from . import naming
+
+    text = naming.note(naming.resolve(package), version is not None)
+    if text:
+        sys.stderr.write(f"{PROG} {command}: note: {text}\n")
 
 
 def _build_url(args: argparse.Namespace, timeout: float = 3.0) -> str:
@@ -111,6 +120,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     else:
         values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false"}
     ordered = {name: values.get(name) for name in facts.BUILTIN_NAMES}
+    if args.package:
+        _name_note("facts", args.package, args.version)
     if args.json:
         _out(json.dumps(ordered, indent=2))
         return 0
@@ -124,6 +135,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     """Print the URL a ping would use; send nothing."""
     url = _build_url(args)
     _out(url)
+    _name_note("preview", args.package, args.version)
     reason = policy.opt_out_reason(os.environ, args.package)
     if reason:
         sys.stderr.write(f"{PROG} preview: note: {reason} is set here, so {args.package} would send nothing\n")
@@ -210,6 +222,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     who = args.package or "every package"
     decision = policy.decide(env, args.package)  # the library's own rule and order
     reason = policy.opt_out_reason(env, args.package)
+    variables = [policy.package_variable(args.package)] if args.package else ["<PACKAGE>_NO_ANALYTICS"]
+    if args.package:
+        from . import naming
+
+        resolved = naming.resolve(args.package)
+        distribution_variable = naming.distribution_opt_out(env, args.package)
+        if decision.enabled and distribution_variable:
+            decision = policy.Decision(False, f"opted out by {distribution_variable}", decision.ci)
+            reason = distribution_variable
+        if policy.package_variable(resolved.name) not in variables:
+            variables.append(policy.package_variable(resolved.name))
     if decision.enabled:
         _out(f"on for {who}: no opt-out variable is set and no CI is detected")
     elif reason:
@@ -219,9 +242,16 @@ def cmd_status(args: argparse.Namespace) -> int:
              "skip_ci=False ping")
     else:
         _out(f"off for {who} in this process tree: a parent process already pinged it ({policy.PINGED})")
-    switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false"]
-    switches.append(policy.package_variable(args.package) if args.package else "<PACKAGE>_NO_ANALYTICS")
+    switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false", *variables]
     _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches))
+    if args.package:
+        from . import naming
+
+        resolved = naming.resolve(args.package)
+        if resolved.found:
+            _out(f"pings carry package {resolved.name!r}, version {resolved.version!r} (the installed distribution)")
+        else:
+            _out(f"note: {naming.note(resolved)}")
     return 0
 
 
@@ -231,27 +261,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Add the ``autoping`` line to a package and write its TELEMETRY.md notice."""
+    """Add (or update) the ``autoping`` call in a package and write its TELEMETRY.md notice."""
     from .initcmd import InitError, init_package
 
     try:
         result = init_package(args.package_dir, args.endpoint, args.package, args.notice)
     except InitError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), exc.code) from None
     except (TemplateError, ValueError) as exc:
         raise CliError(str(exc).replace("autoping: ", "", 1), 2) from None
-    if result.init_changed:
-        _out(f"added to {result.init_path}:\n  {result.line}")
+    if result.declared:
+        _out(f"note: the project declares the distribution {result.declared!r}; using {result.package!r} as "
+             "asked (pings carry the name of the installed distribution either way)")
+    if result.init_status == "added":
+        _out(f"added to {result.init_path}:")
+        for line in result.lines:
+            _out(f"  {line}")
+    elif result.init_status == "updated":
+        old_package, old_template = result.previous or ("", "")
+        changed = [what for what, old, new in (("endpoint", old_template, args.endpoint),
+                                               ("package", old_package, result.package)) if old != new]
+        _out(f"updated {result.init_path} ({' and '.join(changed) or 'layout'} changed):")
     else:
-        _out(f"unchanged: {result.init_path} already has the line")
+        _out(f"unchanged: {result.init_path} already has the call")
     notices = {
         "written": f"wrote the notice {result.notice_path}",
+        "updated": f"updated the notice {result.notice_path}",
         "unchanged": f"unchanged: {result.notice_path}",
-        "kept": f"kept {result.notice_path} as it is (it differs from the generated notice; not overwritten)",
+        "kept": f"kept {result.notice_path} as it is (it differs from the generated notice; not overwritten"
+                + ("; update its endpoint by hand)" if result.init_status == "updated" else ")"),
     }
+    for diff in result.diffs:
+        for line in diff:
+            _out(f"  {line}")
     _out(notices[result.notice_status])
-    if result.init_changed:
-        _out(f"next: add 'scarf-autoping' to the dependencies of {result.package}, and link TELEMETRY.md from your README")
+    if result.init_status == "added":
+        _out(f"next: add 'scarf-autoping' to the dependencies of {result.package}, and link TELEMETRY.md from "
+             "your README")
     return 0
 
 
@@ -331,8 +377,13 @@ class _Printer:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run the local collector until Ctrl-C or SIGTERM."""
-    from .collector import Collector, CollectorError, describe, is_loopback
+    from .collector import Collector, CollectorError, Route, describe, is_loopback
 
+    if args.route:
+        try:
+            Route(args.route)
+        except CollectorError as exc:  # a bad template is a bad argument, as in preview and init
+            raise CliError(str(exc), 2) from None
     printer = _Printer()
     try:
         collector = Collector(args.host, args.port, args.db, route=args.route, keep_ip=args.keep_ip,
@@ -437,8 +488,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 result = init_package(package_dir, template, DEMO_PACKAGE, root / "TELEMETRY.md")
             except InitError as exc:
                 raise CliError(str(exc)) from None
-            _out("2. a throwaway package demo_pkg 1.0.0; 'scarf-autoping init' gave its __init__.py the line:")
-            _out(f"     {result.line}")
+            _out("2. a throwaway package demo_pkg 1.0.0; 'scarf-autoping init' gave its __init__.py the call:")
+            for line in result.lines:
+                _out(f"     {line}")
             env, stripped = _demo_env(site)
             _out("3. importing it in a child process: python -c 'import demo_pkg'")
             if stripped:
@@ -562,14 +614,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--package", metavar="NAME", help="also check NAME's own <PACKAGE>_NO_ANALYTICS")
     sub.set_defaults(func=cmd_status)
 
-    sub = commands.add_parser("init", help="add the autoping line to a package and write TELEMETRY.md",
-                              description="Add the one autoping line to PACKAGE_DIR/__init__.py (after its "
-                                          "docstring and __future__ imports) and write a TELEMETRY.md notice. "
-                                          "Running it again changes nothing.")
+    sub = commands.add_parser("init", help="add the autoping call to a package and write TELEMETRY.md",
+                              description="Add the autoping call to PACKAGE_DIR/__init__.py (after its imports, "
+                                          "formatted so that ruff and black accept it, with a comment naming the "
+                                          "opt-out variables) and write a TELEMETRY.md notice at the project root. "
+                                          "Running it again changes nothing; with another endpoint it updates the "
+                                          "call and the notice it wrote, and shows what changed.")
     sub.add_argument("package_dir", metavar="PACKAGE_DIR", help="the directory holding the package's __init__.py")
     sub.add_argument("--endpoint", required=True, metavar="TEMPLATE", help="the route template to ping")
     sub.add_argument("--package", metavar="NAME",
-                     help="the distribution name (default: from pyproject.toml/setup.cfg, else the directory name)")
+                     help="the distribution name (default: read from the project's pyproject.toml ([project] "
+                          "or [tool.poetry]), setup.cfg or setup.py; init asks for it when it cannot tell)")
     sub.add_argument("--notice", metavar="PATH", help="where to write TELEMETRY.md (a file or a directory)")
     sub.set_defaults(func=cmd_init)
 

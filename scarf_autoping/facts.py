@@ -12,8 +12,6 @@ that imports the host package.
 
 from __future__ import annotations
 
-import sys
-
 from . import BUILTIN_NAMES
 
 __all__ = ["BUILTIN_NAMES", "UNKNOWN", "clean", "collect", "package_version", "platform_facts", "scarf_platform", "variables"]
@@ -127,54 +125,33 @@ def platform_facts() -> dict[str, str]:
     return dict(_cache)
 
 
-def _metadata_module() -> object:
-    if sys.version_info >= (3, 10):
-        import importlib.metadata as md
-    else:  # pragma: no cover - exercised on 3.9 only
-        import importlib_metadata as md
-    return md
-
-
-def _installed_version(md: object, name: str) -> str | None:
-    """The ``Version`` field of distribution ``name``; None when it is not installed.
-
-    ``metadata.get`` rather than ``version()``: on Python 3.12+ a METADATA without a
-    ``Version`` field makes ``version()`` warn (a DeprecationWarning under ``-X dev``).
-    """
-    try:
-        dist = md.distribution(name)  # type: ignore[attr-defined]
-    except md.PackageNotFoundError:  # type: ignore[attr-defined]
-        return None
-    return clean(dist.metadata.get("Version"))
-
-
 def package_version(package: str) -> str:
     """The installed version of ``package`` (a distribution or an import name), else ``"unknown"``.
 
     For an import name (``yaml`` for ``PyYAML``) the distribution that ships the
-    top-level package is used, but only when exactly one does: namespace packages
-    (``google``, ``azure``) are shipped by many, and a guess would report another
-    package's version.
+    top-level package is used, but only when exactly one does (or, for a dotted name in a
+    namespace package, exactly one ships that module): ``google`` and ``azure`` are
+    shipped by many, and a guess would report another package's version. See
+    :func:`scarf_autoping.naming.resolve`.
     """
-    try:
-        md = _metadata_module()
-        found = _installed_version(md, package)
-        if found is not None:
-            return found
-        top = package.split(".")[0]
-        shipping = set(md.packages_distributions().get(top, ()))  # type: ignore[attr-defined]
-        if len(shipping) == 1:
-            return _installed_version(md, shipping.pop()) or UNKNOWN
-    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
-        pass
-    return UNKNOWN
+    from . import naming
+
+    return naming.resolve(package).version or UNKNOWN
 
 
 def variables(package: str, version: str | None, ci: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every template variable for one ping: platform facts, package, version, ci, author values."""
+    """Every template variable for one ping: platform facts, package, version, ci, author values.
+
+    ``package`` is the installed distribution's normalised name (``acme-widgets`` for
+    ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
+    :func:`scarf_autoping.naming.resolve`.
+    """
+    from . import naming
+
+    resolved = naming.resolve(package)
     values = platform_facts()
-    values["package"] = clean(package)
-    values["version"] = clean(version) if version is not None else package_version(package)
+    values["package"] = clean(resolved.name)
+    values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)
     values["ci"] = "true" if ci else "false"
     if extra:
         values.update({k: clean(v) for k, v in extra.items()})

@@ -75,12 +75,16 @@ def normalize(package: str) -> str:
 def package_variable(package: str) -> str:
     """The per-package opt-out variable: ``my-package`` -> ``MY_PACKAGE_NO_ANALYTICS``.
 
-    The name is upper-cased and every run of characters that are not ASCII letters or
-    digits becomes a single ``_``.
+    Derived from the PEP 503 normalised name, so every spelling of one distribution
+    (``My.Package``, ``my_package``) has the same variable: it is upper-cased and every
+    run of characters that are not ASCII letters or digits becomes a single ``_``. This is
+    decided at import time from the name the author passed; when that is an import name
+    of a differently named distribution, the distribution's own variable is honoured too,
+    where the name is resolved (see :func:`scarf_autoping.naming.distribution_opt_out`).
     """
     out = []
     prev_sep = False
-    for ch in package.strip().upper():
+    for ch in normalize(package).upper():
         if ch.isascii() and ch.isalnum():
             out.append(ch)
             prev_sep = False

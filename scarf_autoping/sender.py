@@ -117,9 +117,12 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
             headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
             body = job.get("body", "").encode("utf-8")
         else:
-            from scarf_autoping import facts
+            from scarf_autoping import facts, naming
             from scarf_autoping.template import expand
 
+            off, remark = naming.background(job["package"], job.get("version") is not None, os.environ)
+            if off is not None:
+                return "disabled", off, None, None
             values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"))
             url = expand(job["template"], values)
             # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
@@ -127,9 +130,10 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
             body = job["body"].encode("utf-8") if isinstance(job.get("body"), str) else None
         result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
         good = result.ok if job.get("event") else result.delivered
+        reason = result.describe() if job.get("event") else naming.with_remark(result.describe(), remark)
         if good:
-            return "sent", result.describe(), url, None
-        return "failed", result.describe(), url, retry.retryable(result.status_code, result.retry_after)
+            return "sent", reason, url, None
+        return "failed", reason, url, retry.retryable(result.status_code, result.retry_after)
     except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
         return "failed", type(exc).__name__, url, None
 

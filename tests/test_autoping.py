@@ -42,7 +42,7 @@ def test_query_form_delivers_one_request_with_the_right_values(collector, site):
     reqs = collector.expect(1)
     assert len(reqs) == 1
     q = reqs[0].query
-    assert q["package"] == "pkg_query"
+    assert q["package"] == "pkg-query"  # the normalised distribution name
     assert q["version"] == "0.9"
     assert q["platform"] in {"linux", "macos", "windows", "freebsd"}
     assert q["ci"] == "false"
@@ -64,7 +64,7 @@ def test_ping_handle_reports_sent_and_url(collector, site):
     assert child.returncode == 0, child
     status, code, url = child.stdout.split()
     assert (status, code) == ("sent", "204")
-    assert url.startswith(collector.url + "/q?package=pkg_handle&version=1.2.3")
+    assert url.startswith(collector.url + "/q?package=pkg-handle&version=1.2.3")
 
 
 @pytest.mark.parametrize("name", ["DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "PKG_OPT_NO_ANALYTICS"])
@@ -182,7 +182,7 @@ def test_two_packages_two_requests_one_thread(collector, site):
     )
     assert (child.returncode, child.stderr) == (0, ""), child
     reqs = collector.expect(2)
-    assert sorted(r.query["package"] for r in reqs) == ["pkg_one", "pkg_two"]
+    assert sorted(r.query["package"] for r in reqs) == ["pkg-one", "pkg-two"]
 
 
 def test_worker_thread_ends_when_idle(collector, site):
@@ -400,7 +400,7 @@ def test_author_variables_are_encoded(collector, site):
                      args="variables={'flavour': 'a/b?c=d#e f'}")
     run_child("import pkg_vars", child_env(site))
     reqs = collector.wait_for(1)
-    assert reqs[0].target == "/v/a%2Fb%3Fc%3Dd%23e%20f/pkg_vars"
+    assert reqs[0].target == "/v/a%2Fb%3Fc%3Dd%23e%20f/pkg-vars"
 
 
 def test_import_of_scarf_autoping_stays_light():

@@ -73,7 +73,7 @@ def test_without_an_interpreter_the_host_sends_and_exit_waits(collector, site):
     assert (child.returncode, child.stderr) == (0, ""), child
     # Sent from the host at exit, within exit_timeout; threading imported on the main thread.
     assert child.stdout.split() == ["sent", "True"], child
-    assert [r.path for r in collector.settle(0.3)] == ["/t/pkg_noexe/1.2.3"]
+    assert [r.path for r in collector.settle(0.3)] == ["/t/pkg-noexe/1.2.3"]
 
 
 def test_without_an_interpreter_a_long_lived_host_sends_from_its_worker(collector, site):

@@ -455,7 +455,7 @@ def test_fork(tmp_path, site, make_collector, in_flight):
     first.wait_for(1, timeout=10)
     assert len(first.settle(0.5)) == 1  # the child did not re-send the parent's ping
     reqs = second.wait_for(1, timeout=10)
-    assert [r.path for r in reqs] == ["/f/pkg_fork_b"]
+    assert [r.path for r in reqs] == ["/f/pkg-fork-b"]
     assert len(second.settle(0.3)) == 1
 
 
@@ -493,7 +493,7 @@ got[0][1].wait(20)
     assert outcome.report["slowest"] < IMPORT_BOUND, outcome
     assert outcome.ping("pkg_threads")[0] == "sent", outcome
     reqs = collector.settle(0.2)
-    assert [r.path for r in reqs] == ["/f/pkg_threads"]
+    assert [r.path for r in reqs] == ["/f/pkg-threads"]
 
 
 def test_twenty_packages_in_one_process(tmp_path, site, collector):
@@ -506,7 +506,7 @@ def test_twenty_packages_in_one_process(tmp_path, site, collector):
     assert outcome.report["workers"] <= 1, outcome
     assert {name: outcome.ping(name)[0] for name in names} == dict.fromkeys(names, "sent"), outcome
     reqs = collector.settle(0.2)
-    assert sorted(r.path.rsplit("/", 1)[1] for r in reqs) == names
+    assert sorted(r.path.rsplit("/", 1)[1] for r in reqs) == [n.replace("_", "-") for n in names]
 
 
 # --- strict interpreters --------------------------------------------------------------------

@@ -64,7 +64,7 @@ PARALLEL = 8
 #: The package every case imports (each case has a site directory of its own).
 PKG = "pkg_hf"
 ROUTE = "/t/{package}/{version}"
-PATH = f"/t/{PKG}/1.2.3"
+PATH = f"/t/{PKG.replace('_', '-')}/1.2.3"  # pings carry the normalised name
 
 #: The child's prologue: the report hook first (it runs after the library's exit hook).
 HARNESS = """\
@@ -333,7 +333,7 @@ def c_locale_case(root: Path, life: str) -> Run:
 # --- 5. HTTP_PROXY and NO_PROXY, honoured by the detached sender ----------------------------
 
 PROXIED_HOST = "ping.invalid"
-PROXIED_URL = f"http://{PROXIED_HOST}/t/{PKG}"
+PROXIED_URL = f"http://{PROXIED_HOST}/t/{PKG.replace('_', '-')}"
 
 
 def proxy_case(root: Path, life: str, no_proxy: bool) -> Run:

@@ -136,7 +136,7 @@ def test_exit_while_a_retry_waits_hands_it_over_once(site, make_collector):
     assert time.monotonic() - started < 10  # exit did not wait for the retry
     assert json.loads(child.stdout) == ["handed-over", 1], child
     reqs = server.expect(2)
-    assert len(reqs) == 2 and server.settle(NOTHING_QUIET)[-1].path == "/t/pkg_exitwait"
+    assert len(reqs) == 2 and server.settle(NOTHING_QUIET)[-1].path == "/t/pkg-exitwait"
     assert len(server.requests) == 2
 
 
@@ -166,7 +166,7 @@ def test_fork_while_a_retry_waits(site, make_collector):
     assert first == ["retrying", "HTTP 503", 1], child
     assert second == [2, 0, "handed-over"], child  # our thread was there; the child saw it disabled
     reqs = server.expect(2)
-    assert [r.path for r in reqs] == ["/t/pkg_forkretry"] * 2, reqs  # the 503, then delivered once
+    assert [r.path for r in reqs] == ["/t/pkg-forkretry"] * 2, reqs  # the 503, then delivered once
     assert len(server.settle(NOTHING_QUIET)) == 2
 
 
@@ -190,4 +190,4 @@ def test_twenty_packages_retrying_share_one_thread(site, make_collector):
     assert statuses == ["retrying"] and attempts >= 1, child
     reqs = server.expect(60, timeout=15)  # tried in the process, then once more each at exit
     for name in names:
-        assert sum(r.path == f"/t/{name}" for r in reqs) >= 2, name
+        assert sum(r.path == f"/t/{name.replace('_', '-')}" for r in reqs) >= 2, name

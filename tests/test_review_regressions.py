@@ -172,9 +172,13 @@ def test_namespace_import_name_does_not_borrow_another_distributions_version(sit
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
         (info / "RECORD").write_text(f"nspkg/{sub}/__init__.py,,\n")
-    child = run_child("from scarf_autoping import facts; print(facts.package_version('nspkg.a'))",
+    # Each dotted name gets the version of the one distribution that ships it (issue 9: an
+    # import name that belongs to a distribution counts for it); the shared top level and a
+    # module nobody ships still get "unknown", never another distribution's version.
+    child = run_child("from scarf_autoping import facts\n"
+                      "print([facts.package_version(n) for n in ('nspkg.a', 'nspkg.b', 'nspkg', 'nspkg.c')])",
                       child_env(site))
-    assert child.stdout.strip() == "unknown", child
+    assert child.stdout.strip() == "['1.0', '9.9', 'unknown', 'unknown']", child
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,212 @@
+"""Which installed distribution a package name means: one name per package on every ping.
+
+``{package}`` is always the PEP 503 normalised name of the installed distribution
+(``acme-widgets``), whether the author passed the distribution name in any spelling
+(``Acme.Widgets``, ``acme_widgets``) or an import name that belongs to it (``acme_w``).
+When no distribution is installed under that name, the normalised spelling is used, the
+version is ``"unknown"``, and :attr:`Resolved.note` says so, suggesting close names.
+
+Looking distributions up reads metadata from every ``sys.path`` entry (an import name
+even reads every distribution's file list), so this runs only where facts are collected:
+in the detached sender, on the background worker, or in the command line. Never on the
+thread that imports the host package. Nothing here raises: an odd environment means the
+name as given and version ``"unknown"``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import policy
+
+__all__ = ["Resolved", "distribution_opt_out", "installed_names", "note", "resolve", "suggestions"]
+
+#: How many close names a note suggests at most.
+MAX_SUGGESTIONS = 3
+
+_cache: dict[str, Resolved] = {}
+
+
+class Resolved:
+    """What a package name resolved to.
+
+    Attributes:
+        given: the name the author passed.
+        name: the normalised distribution name (the normalised ``given`` when none is installed).
+        version: the installed version, or None when no distribution was found.
+        problem: None when found; otherwise why not, in words (no distribution by that
+            name, or an import name shipped by several distributions).
+        suggestions: close installed distribution names (only when not found).
+    """
+
+    __slots__ = ("given", "name", "problem", "suggestions", "version")
+
+    def __init__(self, given: str, name: str, version: str | None, problem: str | None = None,
+                 suggestions: tuple[str, ...] = ()) -> None:
+        self.given = given
+        self.name = name
+        self.version = version
+        self.problem = problem
+        self.suggestions = suggestions
+
+    @property
+    def found(self) -> bool:
+        """True when an installed distribution was identified."""
+        return self.version is not None
+
+    def __repr__(self) -> str:
+        return f"Resolved({self.given!r} -> {self.name!r} {self.version!r}, problem={self.problem!r})"
+
+
+def _metadata_module() -> object:
+    if sys.version_info >= (3, 10):
+        import importlib.metadata as md
+    else:  # pragma: no cover - exercised on 3.9 only
+        import importlib_metadata as md
+    return md
+
+
+def _version_of(dist: object) -> str:
+    from .facts import clean
+
+    # metadata.get, not dist.version: a METADATA without Version warns on 3.12+ under -X dev.
+    return clean(dist.metadata.get("Version"))  # type: ignore[attr-defined]
+
+
+def _name_of(dist: object, fallback: str) -> str:
+    return policy.normalize(dist.metadata.get("Name") or fallback)  # type: ignore[attr-defined]
+
+
+def _ships(dist: object, parts: list[str]) -> bool:
+    """True when ``dist`` installs the module or package ``parts`` (``["acme", "tools", "w"]``)."""
+    try:
+        files = dist.files or ()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unreadable RECORD: it does not tell
+        return False
+    depth = len(parts)
+    for path in files:
+        pieces = list(getattr(path, "parts", ()))
+        if len(pieces) > depth and pieces[:depth] == parts:
+            return True
+        if len(pieces) == depth and pieces[:-1] == parts[:-1] and pieces[-1].split(".")[0] == parts[-1]:
+            return True
+    return False
+
+
+def _lookup(package: str) -> Resolved:
+    md = _metadata_module()
+    normal = policy.normalize(package)
+    try:
+        dist = md.distribution(package)  # type: ignore[attr-defined]
+    except md.PackageNotFoundError:  # type: ignore[attr-defined]
+        dist = None
+    except ValueError:  # an empty or odd name
+        dist = None
+    if dist is not None:
+        return Resolved(package, _name_of(dist, package), _version_of(dist))
+    # An import name: the distribution that ships its top-level package, when exactly one does.
+    parts = package.strip().split(".")
+    shipping = sorted(set(md.packages_distributions().get(parts[0], ())))  # type: ignore[attr-defined]
+    candidates = []
+    for dist_name in shipping:
+        try:
+            candidates.append(md.distribution(dist_name))  # type: ignore[attr-defined]
+        except md.PackageNotFoundError:  # type: ignore[attr-defined]
+            continue
+    if len(candidates) > 1 and len(parts) > 1:
+        # A namespace package (``acme.tools.widgets``): the one distribution that ships the full path.
+        candidates = [dist for dist in candidates if _ships(dist, parts)]
+    if len(candidates) == 1:
+        return Resolved(package, _name_of(candidates[0], package), _version_of(candidates[0]))
+    if len(candidates) > 1:
+        names = sorted({_name_of(dist, package) for dist in candidates})
+        return Resolved(package, normal, None,
+                        f"the module {package!r} is shipped by several distributions ({', '.join(names)})",
+                        tuple(names[:MAX_SUGGESTIONS]))
+    return Resolved(package, normal, None, f"no installed distribution is named {package!r}",
+                    suggestions(package))
+
+
+def resolve(package: str) -> Resolved:
+    """The distribution ``package`` means, looked up once per process; never raises."""
+    found = _cache.get(package)
+    if found is not None:
+        return found
+    try:
+        found = _lookup(package)
+    except Exception:  # noqa: BLE001 - an odd environment means 'not found', never an error
+        found = Resolved(package, policy.normalize(package), None, f"no installed distribution is named {package!r}")
+    _cache[package] = found
+    return found
+
+
+def installed_names() -> list[str]:
+    """The normalised names of every installed distribution (each once, sorted)."""
+    try:
+        md = _metadata_module()
+        return sorted({policy.normalize(d.metadata.get("Name") or "") for d in md.distributions()} - {""})  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def suggestions(package: str) -> tuple[str, ...]:
+    """Installed distribution names close to ``package``: near spellings, or names it begins.
+
+    ``acme-widget`` suggests ``acme-widgets`` (a near spelling, by :mod:`difflib`); ``acme``
+    suggests ``acme-widgets`` and ``acme-tools`` (the name is their first part).
+    """
+    import difflib
+
+    normal = policy.normalize(package)
+    names = installed_names()
+    close = difflib.get_close_matches(normal, names, n=MAX_SUGGESTIONS, cutoff=0.75)
+    prefixed = [n for n in names if n.startswith(normal + "-") and n not in close]
+    return tuple([*close, *prefixed][:MAX_SUGGESTIONS])
+
+
+def note(resolved: Resolved, version_given: bool = False) -> str | None:
+    """One sentence on a name that did not resolve (None when it did): for debug lines and the CLI."""
+    if resolved.found:
+        return None
+    text = resolved.problem or f"no installed distribution is named {resolved.given!r}"
+    if not version_given:
+        text += ", so {version} is 'unknown'"
+    if resolved.suggestions:
+        text += "; did you mean " + " or ".join(repr(s) for s in resolved.suggestions) + "?"
+    return text
+
+
+def distribution_opt_out(env: object, package: str) -> str | None:
+    """The distribution's own ``<NAME>_NO_ANALYTICS`` variable, when set and not the one already checked.
+
+    At import time only the variable of the name the author passed is checked (resolving a
+    name is too slow for the host's thread). When that is an import name of a differently
+    named distribution (``yaml`` for ``pyyaml``), the distribution's variable
+    (``PYYAML_NO_ANALYTICS``) is honoured here, where the name is resolved: the ping is
+    then not sent.
+    """
+    resolved = resolve(package)
+    variable = policy.package_variable(resolved.name)
+    if variable != policy.package_variable(package) and policy.is_set(env.get(variable)):  # type: ignore[attr-defined]
+        return variable
+    return None
+
+
+def background(package: str, version_given: bool, env: object) -> tuple[str | None, str | None]:
+    """What resolving the name adds to a ping, where it is resolved (sender or background worker).
+
+    Returns ``(off, remark)``: ``off`` is the reason not to send (the distribution's own
+    opt-out variable is set, see :func:`distribution_opt_out`), else None; ``remark`` is
+    the :func:`note` to add to the outcome's reason (and so to the debug line), else None.
+    """
+    variable = distribution_opt_out(env, package)
+    if variable is not None:
+        return f"opted out by {variable} (the variable of the distribution {resolve(package).name!r})", None
+    return None, note(resolve(package), version_given)
+
+
+def with_remark(reason: str | None, remark: str | None) -> str | None:
+    """``reason`` with the name's remark after it (``HTTP 204; no installed distribution ...``)."""
+    if not remark:
+        return reason
+    return f"{reason}; {remark}" if reason else remark
