@@ -479,6 +479,13 @@ def _describe_error(exc: BaseException) -> str:
     """A short, path-free description of a failure (the exception class and its category)."""
     name = type(exc).__name__
     text = str(exc)
+    if name == "SSLError" or "SSLError" in text:
+        # "SSLError" alone explains nothing: say what usually causes it, in words.
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return "TLS handshake failed: the server's certificate is not trusted (CERTIFICATE_VERIFY_FAILED)"
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+            return "TLS handshake failed: is this an https URL on a plain-HTTP port?"
+        return "TLS handshake failed: is this an https URL on a plain-HTTP port, or a certificate that is not trusted?"
     for marker in ("timed out", "Connection refused", "Name or service not known", "CERTIFICATE_VERIFY_FAILED", "ProxyError"):
         if marker in text:
             return f"{name}: {marker}"

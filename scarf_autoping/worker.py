@@ -390,7 +390,8 @@ def _read_locked(sender: "_Sender") -> None:
         if index < len(sender.jobs) and sender.jobs[index] is not None:
             job = sender.jobs[index]
             sender.jobs[index] = None  # type: ignore[call-overload]
-            status = fields[1] if fields[1] in ("sent", "failed") else "failed"
+            # "disabled": the sender found the distribution's own opt-out variable set.
+            status = fields[1] if fields[1] in ("sent", "failed", "disabled") else "failed"
             try:
                 again = float(fields[4]) if fields[4] else None
             except ValueError:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from events_helpers import RecordingServer
-from helpers import NOTHING_QUIET, child_env, free_port
+from helpers import NOTHING_QUIET, Collector, child_env, free_port
 
 BIN = Path(sys.executable).parent
 SCRIPT = str(BIN / "scarf-autoping")
@@ -120,6 +120,17 @@ def test_failure_is_exit_1_and_quiet_prints_nothing(server_factory):
     redirect = server_factory("status:302")
     assert send(redirect.url + "/{package}", "--package", "p", "-q").returncode == 0  # a GET: 3xx counts
     assert send(redirect.url + "/{package}", "--package", "p", "-q", "--method", "POST").returncode == 1
+
+
+def test_https_to_a_plain_http_port_is_explained_in_words():
+    plain = Collector()  # http.server: answers the TLS hello with a plain-HTTP 400
+    try:
+        url = plain.url.replace("http://", "https://") + "/{package}"
+        failed = send(url, "--package", "p", "--timeout", "5")
+    finally:
+        plain.close()
+    assert failed.returncode == 1, failed
+    assert "TLS handshake failed: is this an https URL on a plain-HTTP port?" in failed.stdout, failed
 
 
 def test_the_timeout_bounds_a_trickled_answer(server_factory):
