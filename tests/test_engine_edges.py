@@ -47,7 +47,7 @@ def test_fork_during_the_deferral_keeps_retrying_in_the_parent(site):
         assert (child.returncode, child.stderr) == (0, ""), child
         assert json.loads(child.stdout) == [0, "handed-over"], child
         assert servers, "the collector never came up"
-        assert [r.path for r in servers[0].settle(NOTHING_QUIET)] == ["/t/pkg_forkearly"]
+        assert [r.path for r in servers[0].settle(NOTHING_QUIET)] == ["/t/pkg-forkearly"]
     finally:
         timer.cancel()
         for server in servers:

@@ -75,6 +75,6 @@ def test_gunicorn_serves_stops_cleanly_and_pings_once_per_import(site, preload):
         assert set(bodies) <= ({b"disabled"} if preload else {b"pending", b"sent"}), bodies
         expected = 1 if preload else 2
         reqs = server.expect(expected, timeout=15, quiet=NOTHING_QUIET)
-        assert [r.path for r in reqs] == ["/g/pkg_gunicorn"] * expected, reqs
+        assert [r.path for r in reqs] == ["/g/pkg-gunicorn"] * expected, reqs
     finally:
         server.close()
