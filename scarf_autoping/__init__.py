@@ -19,30 +19,14 @@ import os
 from _thread import RLock
 
 from . import policy
-from .template import TemplateError, expand, reserved_names, variable_names
+from .facts import BUILTIN_NAMES
+from .template import TemplateError, check_url, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
 
 __version__ = "0.1.0"
-
-#: The built-in template variables (see the README's table); ``facts`` computes them.
-BUILTIN_NAMES = (
-    "package",
-    "version",
-    "os",
-    "platform",
-    "os_version",
-    "python",
-    "python_implementation",
-    "arch",
-    "distro",
-    "distro_version",
-    "ci",
-    "autoping_version",
-)
-
 
 #: The largest ``timeout`` or ``exit_timeout`` accepted, in seconds (an hour).
 MAX_SECONDS = 3600.0
@@ -359,7 +343,7 @@ def check_arguments(
                 raise ValueError(f"autoping: variables[{name!r}] must be a string, got {value!r}")  # noqa: TRY004
             extra[name] = str(value)
 
-    _check_url(template)
+    check_url(template)
     known = set(BUILTIN_NAMES) | set(extra)
     for name in variable_names(template):
         if name not in known:
@@ -375,37 +359,6 @@ def check_arguments(
             f"or {{/{reserved[0]}}} in template {template!r}"
         )
     return extra
-
-
-#: The former private name, kept for callers that still use it.
-_check_arguments = check_arguments
-
-
-def _check_url(template: str) -> None:
-    """The template must be an ``http://`` or ``https://`` URL whose host is written out.
-
-    The host (and port) must be literal, so no value can change where pings go; user
-    information (``user@``) is refused, since a ping never carries credentials.
-    """
-    scheme = next((s for s in ("https://", "http://") if template[: len(s)].lower() == s), None)
-    if scheme is None:
-        raise TemplateError(f"autoping: template must be an http:// or https:// URL, got {template!r}")
-    rest = template[len(scheme):]
-    end = next((i for i, ch in enumerate(rest) if ch in "/?#{"), len(rest))
-    authority = rest[:end]
-    if end < len(rest) and rest[end] == "{" and rest[end + 1: end + 2] not in ("/", "?", "&"):
-        raise TemplateError(f"autoping: the host and port must be written out, not taken from a variable: {template!r}")
-    if "@" in authority:
-        raise TemplateError(f"autoping: no user name or password in the URL, please: {template!r}")
-    host, port = authority, ""
-    if authority.startswith("["):  # an IPv6 literal: [::1]:8080
-        host, _, after = authority.partition("]")
-        host += "]"
-        port = after.removeprefix(":")
-    elif ":" in authority:
-        host, _, port = authority.rpartition(":")
-    if host in ("", "[]") or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-        raise TemplateError(f"autoping: template must be an http:// or https:// URL with a host, got {template!r}")
 
 
 def __getattr__(name: str) -> object:

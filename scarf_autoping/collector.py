@@ -36,9 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import _check_url
 from .report import printable
-from .template import TemplateError, _Expression, _parse
+from .template import Expression, TemplateError, check_url, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,7 +102,7 @@ class Route:
         self.template = template
         path_template = _strip_origin(template)
         try:
-            parts = _parse(path_template)
+            parts = parse(path_template)
         except TemplateError as exc:
             raise CollectorError(f"bad --route template: {exc}") from None
         pattern: list[str] = []
@@ -133,7 +132,7 @@ class Route:
         self._groups[group] = name
         return group
 
-    def _expression_pattern(self, expr: _Expression) -> str:
+    def _expression_pattern(self, expr: Expression) -> str:
         op = expr.operator
         if op.first == "/":
             return "".join(f"(?:/(?P<{self._group(s.name)}>[^/?#]*))?" for s in expr.varspecs)
@@ -173,7 +172,7 @@ def _strip_origin(template: str) -> str:
     for scheme in ("https://", "http://"):
         if head.startswith(scheme):
             try:
-                _check_url(template)
+                check_url(template)
             except TemplateError as exc:
                 raise CollectorError(f"bad --route template: {str(exc).replace('autoping: ', '', 1)}") from None
             rest = template[len(scheme):]

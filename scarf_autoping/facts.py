@@ -10,10 +10,6 @@ The platform facts are collected once per process and cached. Collection imports
 that imports the host package.
 """
 
-from __future__ import annotations
-
-from . import BUILTIN_NAMES
-
 __all__ = ["BUILTIN_NAMES", "UNKNOWN", "clean", "collect", "package_version", "platform_facts", "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
@@ -21,6 +17,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
 
 UNKNOWN = "unknown"
+
+#: The built-in template variables, computed here (see docs/api.md for the table). The
+#: author's template checks need them on the host's import path, so this module stays
+#: cheap to import: no ``from __future__ import annotations``, nothing imported at the top.
+BUILTIN_NAMES = (
+    "package",
+    "version",
+    "os",
+    "platform",
+    "os_version",
+    "python",
+    "python_implementation",
+    "arch",
+    "distro",
+    "distro_version",
+    "ci",
+    "autoping_version",
+)
 
 #: ``platform.system()`` -> Scarf's lowercase platform vocabulary.
 _SCARF_PLATFORMS = {
@@ -42,7 +56,7 @@ _SCARF_PLATFORMS = {
     "java": "java",
 }
 
-_cache: dict[str, str] | None = None
+_cache: "dict[str, str] | None" = None
 
 
 def clean(value: object) -> str:
@@ -139,7 +153,7 @@ def package_version(package: str) -> str:
     return naming.resolve(package).version or UNKNOWN
 
 
-def variables(package: str, version: str | None, ci: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def variables(package: str, version: "str | None", ci: bool, extra: "Mapping[str, str] | None" = None) -> "dict[str, str]":
     """Every template variable for one ping: platform facts, package, version, ci, author values.
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for

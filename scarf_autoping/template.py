@@ -2,7 +2,7 @@
 
 A template such as ``"https://example.com/p{/name}{?version,os}"`` is parsed
 once into a tuple of *parts*: literal strings (already validated and
-percent-encoded where the RFC requires) and :class:`_Expression` objects
+percent-encoded where the RFC requires) and :class:`Expression` objects
 (an operator plus its variable specifications).  The parse is cached, so
 expanding the same template repeatedly only pays for the value encoding.
 
@@ -228,7 +228,7 @@ class _VarSpec:
         self.explode = explode
 
 
-class _Expression:
+class Expression:
     """A parsed ``{...}`` expression: an operator and its variable specs."""
 
     __slots__ = ("operator", "varspecs")
@@ -291,7 +291,7 @@ def _parse_varspec(spec: str, offset: int, template: str) -> "_VarSpec":
     return _VarSpec(body, prefix, explode)
 
 
-def _parse_expression(template: str, start: int, end: int) -> "_Expression":
+def _parse_expression(template: str, start: int, end: int) -> "Expression":
     """Parse the expression body ``template[start+1:end]`` (between braces)."""
     body = template[start + 1:end]
     if "{" in body:
@@ -311,14 +311,14 @@ def _parse_expression(template: str, start: int, end: int) -> "_Expression":
     varspecs = tuple(
         _parse_varspec(spec, start, template) for spec in body.split(",")
     )
-    return _Expression(_OPERATORS[op_char], varspecs)
+    return Expression(_OPERATORS[op_char], varspecs)
 
 
-_PARSED: "dict[str, tuple[str | _Expression, ...]]" = {}
+_PARSED: "dict[str, tuple[str | Expression, ...]]" = {}
 _PARSED_MAX = 64
 
 
-def _parse(template: str) -> "tuple[str | _Expression, ...]":
+def parse(template: str) -> "tuple[str | Expression, ...]":
     """Parse *template* into literal strings and expressions, cached per template.
 
     The cache is a plain dict emptied when it reaches 64 entries (``functools`` would
@@ -333,11 +333,11 @@ def _parse(template: str) -> "tuple[str | _Expression, ...]":
     return parsed
 
 
-def _parse_uncached(template: str) -> "tuple[str | _Expression, ...]":
-    """Parse *template* (see :func:`_parse`)."""
+def _parse_uncached(template: str) -> "tuple[str | Expression, ...]":
+    """Parse *template* (see :func:`parse`)."""
     if not isinstance(template, str):
         raise TypeError(f"template must be a str, not {type(template).__name__}")
-    parts: list[str | _Expression] = []
+    parts: list[str | Expression] = []
     pos = 0
     while True:
         open_at = template.find("{", pos)
@@ -438,7 +438,7 @@ def _expand_varspec(op: "_Operator", spec: "_VarSpec", value: object) -> "str | 
     return _named(spec.name, encoded, op.ifemp) if op.named else encoded
 
 
-def _expand_expression(expr: "_Expression", variables: "Mapping[str, object]") -> str:
+def _expand_expression(expr: "Expression", variables: "Mapping[str, object]") -> str:
     """Expand one expression; undefined variables contribute nothing."""
     op = expr.operator
     expanded = []
@@ -460,7 +460,7 @@ def expand(template: str, variables: "Mapping[str, object]") -> str:
     and TypeError for a value of an unsupported type.
     """
     out = []
-    for part in _parse(template):
+    for part in parse(template):
         if isinstance(part, str):
             out.append(part)
         else:
@@ -474,7 +474,7 @@ def variable_names(template: str) -> "list[str]":
     Raises TemplateError if the template is malformed.
     """
     names: dict[str, None] = {}
-    for part in _parse(template):
+    for part in parse(template):
         if not isinstance(part, str):
             for spec in part.varspecs:
                 names.setdefault(spec.name, None)
@@ -489,8 +489,35 @@ def reserved_names(template: str) -> "list[str]":
     TemplateError if the template is malformed.
     """
     names: dict[str, None] = {}
-    for part in _parse(template):
+    for part in parse(template):
         if not isinstance(part, str) and part.operator.allow_reserved:
             for spec in part.varspecs:
                 names.setdefault(spec.name, None)
     return list(names)
+
+
+def check_url(template: str) -> None:
+    """The template must be an ``http://`` or ``https://`` URL whose host is written out.
+
+    The host (and port) must be literal, so no value can change where pings go; user
+    information (``user@``) is refused, since a ping never carries credentials.
+    """
+    scheme = next((s for s in ("https://", "http://") if template[: len(s)].lower() == s), None)
+    if scheme is None:
+        raise TemplateError(f"autoping: template must be an http:// or https:// URL, got {template!r}")
+    rest = template[len(scheme):]
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#{"), len(rest))
+    authority = rest[:end]
+    if end < len(rest) and rest[end] == "{" and rest[end + 1: end + 2] not in ("/", "?", "&"):
+        raise TemplateError(f"autoping: the host and port must be written out, not taken from a variable: {template!r}")
+    if "@" in authority:
+        raise TemplateError(f"autoping: no user name or password in the URL, please: {template!r}")
+    host, port = authority, ""
+    if authority.startswith("["):  # an IPv6 literal: [::1]:8080
+        host, _, after = authority.partition("]")
+        host += "]"
+        port = after.removeprefix(":")
+    elif ":" in authority:
+        host, _, port = authority.rpartition(":")
+    if host in ("", "[]") or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise TemplateError(f"autoping: template must be an http:// or https:// URL with a host, got {template!r}")

@@ -216,9 +216,9 @@ def test_templates_that_could_let_a_value_move_the_ping_are_refused(template, me
     ],
 )
 def test_templates_with_a_literal_host_are_accepted(template):
-    from scarf_autoping import _check_arguments
+    from scarf_autoping import check_arguments
 
-    _check_arguments("ok-pkg", template, None, None, 3.0, 1.0)
+    check_arguments("ok-pkg", template, None, None, 3.0, 1.0)
 
 
 @pytest.mark.parametrize(
