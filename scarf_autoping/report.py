@@ -265,7 +265,8 @@ def _field_sql(name: str) -> str:
 
     The same precedence as :func:`row_values`. A query value is percent-decoded (by the
     ``unquote_plus`` function registered on the connection) only when it holds ``%`` or
-    ``+``, so the Python call is rare. Where a parameter repeats, the first one counts.
+    ``+``, so the Python call is rare. Where a parameter repeats, the first one counts;
+    parameter names are matched as sent (not percent-decoded).
     """
     path = _literal(f'$."{name}"')
     var = f"CASE WHEN json_valid(variables) THEN CAST(json_extract(variables, {path}) AS TEXT) END"
@@ -446,7 +447,7 @@ class PingData:
             " FROM q WHERE rest != '')"
             " SELECT DISTINCT CASE WHEN instr(part, '=') THEN substr(part, 1, instr(part, '=') - 1) ELSE part END"
             " FROM q WHERE part IS NOT NULL AND part != ''")
-        names.update(unquote_plus(row[0]) for row in split)
+        names.update(row[0] for row in split)  # as spelled: the fields are looked up undecoded too
         return sorted(str(n) for n in names)
 
 
