@@ -190,3 +190,18 @@ def test_sql_report_agrees_with_the_pure_grouping(tmp_path_factory, rows, by):
     if expected.total:  # (with no pings at all, adoption() calls it "by path"; both print "no pings yet")
         assert (got.fields, got.by_path) == (expected.fields, expected.by_path)
     assert sorted(got.groups) == sorted(expected.groups)
+
+
+def test_collect_says_how_to_see_the_pings_as_a_page(tmp_path):
+    import signal
+
+    db = tmp_path / "c.sqlite"
+    proc = subprocess.Popen([SCRIPT, "collect", "--port", "0", "--db", str(db)], env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert lines[0].startswith("collecting on http://127.0.0.1:")
+    assert f"scarf-autoping report --db {db}" in lines[2] and "--html report.html" in lines[2]
