@@ -244,9 +244,14 @@ def _uptake_section(data: PingData) -> str:
         totals[(package, version)] = totals.get((package, version), 0) + n
         if b >= recent_from:
             recent[(package, version)] = recent.get((package, version), 0) + n
-    # Uptake is about what is used now: the versions with most pings in the last third of the period.
-    biggest = sorted(totals.items(), key=lambda item: (-recent.get(item[0], 0), -item[1], item[0]))[:TOP_SERIES]
-    shown = sorted((key for key, _ in biggest), key=lambda k: (normalise_package(k[0]), version_key(k[1])))
+    # Uptake is about new releases: stack the newest versions that hold at least 1% of the
+    # pings in the last third of the period; fill any free places with the biggest others.
+    recent_total = sum(recent.values()) or 1
+    newest_first = sorted(totals, key=lambda k: version_key(k[1]), reverse=True)
+    chosen = [k for k in newest_first if recent.get(k, 0) >= recent_total / 100][:TOP_SERIES]
+    chosen += [k for k, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+               if k not in chosen][:TOP_SERIES - len(chosen)]
+    shown = sorted(chosen, key=lambda k: (normalise_package(k[0]), version_key(k[1])))
     labels = [series_of(*key) for key in shown]
     has_other = len(totals) > len(shown)
     if has_other:
@@ -301,8 +306,8 @@ def _uptake_section(data: PingData) -> str:
         f"</span>{_e(label)}</li>" for i, label in enumerate(labels))
     notes = []
     if has_other:
-        notes.append(f"The {len(shown)} versions with the most pings in the last third of the period are stacked; "
-                     f"the other "
+        notes.append(f"The {len(shown)} newest versions with at least 1% of the pings in the last third of the "
+                     f"period are stacked; the other "
                      f"{len(totals) - len(shown)} are summed as “{OTHER}”.")
     if undated:
         notes.append(f"{_count(undated)} ping(s) have no readable time and are not in this chart.")
