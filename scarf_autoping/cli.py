@@ -331,7 +331,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             _out(f"wrote {written.path} ({written.pings} ping(s), {written.size / 1024:.0f} KiB); "
                  "open it in a browser")
             return 0
-        _out(format_table(report(args.db, fields, package=args.package, since=since)))
+        result = report(args.db, fields, package=args.package, since=since)
+        if result.total == 0 and (args.package is not None or since is not None):
+            _out("no pings match these filters")
+        else:
+            _out(format_table(result))
     except ReportArgumentError as exc:
         raise CliError(str(exc), 2) from None
     except ReportError as exc:

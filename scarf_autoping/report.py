@@ -438,8 +438,8 @@ class PingData:
     def data_fields(self) -> list[str]:
         """Every route-variable and query-parameter name the pings carry (a full scan: error path only)."""
         names = {row[0] for row in self._db.execute(
-            "SELECT DISTINCT j.key FROM pings, json_each(CASE WHEN json_valid(pings.variables) "
-            "AND json_type(pings.variables) = 'object' THEN pings.variables END) AS j")}
+            "SELECT DISTINCT j.key FROM (SELECT DISTINCT variables AS v FROM pings) AS d, "
+            "json_each(CASE WHEN json_valid(d.v) AND json_type(d.v) = 'object' THEN d.v END) AS j")}
         split = self._db.execute(
             "WITH RECURSIVE q(rest, part) AS ("
             " SELECT query || '&', NULL FROM (SELECT DISTINCT query FROM pings WHERE query != '')"

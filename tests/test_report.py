@@ -88,7 +88,8 @@ def test_package_filter_compares_pep503_names(two_packages):
     for spelling in ("my-pkg", "MY.PKG", "my__pkg"):
         rows = table(run("--db", str(two_packages), "--package", spelling, "--by", "version"))
         assert rows == [["2.0", "2", "66.7%"], ["1.0", "1", "33.3%"]], spelling
-    assert run("--db", str(two_packages), "--package", "nobody").stdout.strip() == "no pings yet"
+    assert run("--db", str(two_packages), "--package", "nobody").stdout == "no pings match these filters\n"
+    assert run("--db", str(two_packages), "--since", "2099-01-01").stdout == "no pings match these filters\n"
 
 
 def test_since_filters_on_the_stored_time(two_packages):
