@@ -218,7 +218,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: i
 
 
 def _bucket_size(first: str, last: str) -> str:
-    span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days + 1
+    try:
+        span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days + 1
+    except ValueError:  # a stored time that looks like a date but is none (2026-13-45): not ours
+        return "day"
     return "day" if span <= 92 else "week" if span <= 7 * 104 else "month"
 
 

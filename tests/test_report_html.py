@@ -331,3 +331,14 @@ def test_browser_screenshot_is_not_blank_and_follows_the_colour_scheme(browsed):
     _, _, dark_rows = _pixels(browsed["dark"])
     assert sum(light_rows[2][:3]) > 600  # the background at the top-left corner: white
     assert sum(dark_rows[2][:3]) < 150  # and near-black in the dark scheme
+
+
+def test_pings_without_a_readable_time_are_counted_but_not_charted(tmp_path):
+    db = make_db(tmp_path / "t.sqlite", [ping("a", "1", "t"), ping("a", "1", "2026-13-45T00:00:00Z"),
+                                         ping("a", "2", "2026-11-01T00:00:00.000Z")])
+    page, total = render(db)
+    dom = _Dom(page)
+    assert total == 3 and {g["data-bucket"] for g in dom.with_class("g", "bucket")} <= {"2026-11-01", "2026-13-45"}
+    assert "1 ping(s) have no readable time" in page
+    page, _ = render(make_db(tmp_path / "u.sqlite", [ping("a", "1", "t")]))
+    assert "No ping has a readable time" in page and "Share by version" in page
