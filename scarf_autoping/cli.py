@@ -403,6 +403,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         route = args.route or DEMO_ROUTE
         example = collector.url + route if route.startswith("/") else route
         printer.line(f"point a template at it, e.g. {example}")
+        printer.line(f"see the pings: scarf-autoping report --db {args.db} (a table), "
+                     f"or add --html report.html (a page with charts)")
         while not stop.wait(0.2):
             pass
     finally:
@@ -415,7 +417,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fields(text: str) -> list[str]:
+def _fields(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
     fields = [f.strip() for f in text.split(",") if f.strip()]
     if not fields:
         raise CliError("--by needs at least one field name, e.g. --by version,platform", 2)
@@ -423,15 +427,30 @@ def _fields(text: str) -> list[str]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Print the adoption table from the collector's database."""
-    from .report import ReportError, adoption, format_table, load_rows
+    """Print the adoption table, or write the HTML page, from the collector's database."""
+    from .report import ReportArgumentError, ReportError, format_table, parse_since, report
 
     fields = _fields(args.by)
+    if args.package is not None and not args.package.strip():
+        raise CliError("--package needs a package name", 2)
     try:
-        rows = load_rows(args.db)
+        since = parse_since(args.since) if args.since is not None else None
+        if args.html is not None:
+            from .report_html import write_html
+
+            written = write_html(args.db, args.html, fields, package=args.package, since=since)
+            _out(f"wrote {written.path} ({written.pings} ping(s), {written.size / 1024:.0f} KiB); "
+                 "open it in a browser")
+            return 0
+        result = report(args.db, fields, package=args.package, since=since)
+        if result.total == 0 and (args.package is not None or since is not None):
+            _out("no pings match these filters")
+        else:
+            _out(format_table(result))
+    except ReportArgumentError as exc:
+        raise CliError(str(exc), 2) from None
     except ReportError as exc:
         raise CliError(str(exc)) from None
-    _out(format_table(adoption(rows, fields)))
     return 0
 
 
@@ -640,10 +659,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("report", help="adoption table from the collector's database",
                               description="Print counts and shares of the collected pings grouped by FIELDS, "
-                                          "newest version first.")
+                                          "newest version first; or, with --html, write a self-contained page "
+                                          "with charts (see docs/report.md).")
     sub.add_argument("--db", default="pings.sqlite", metavar="PATH", help="SQLite file (default ./pings.sqlite)")
-    sub.add_argument("--by", default="version", metavar="FIELDS",
-                     help="comma-separated fields, e.g. version,platform,python,arch,distro (default version)")
+    sub.add_argument("--by", metavar="FIELDS",
+                     help="comma-separated fields, e.g. version,platform,python,arch,distro (default package,version)")
+    sub.add_argument("--package", metavar="NAME", help="only this package's pings (PEP 503 names: My_Pkg = my-pkg)")
+    sub.add_argument("--since", metavar="WHEN",
+                     help="only pings received since WHEN: a date (2026-11-01, UTC), a date and time, or an age "
+                          "(12h, 7d, 2w)")
+    sub.add_argument("--html", metavar="PATH", help="write a self-contained HTML page with charts to PATH")
     sub.set_defaults(func=cmd_report)
 
     sub = commands.add_parser("demo", help="see it work in seconds: offline, no account",
