@@ -1,7 +1,7 @@
 """Benchmark: ``scarf-autoping report --html`` (and the text report) over 1,000,000 pings.
 
 Fills a temporary database with synthetic pings through the collector's own schema
-(:class:`scarf_autoping.collector.Store` creates it; rows have the columns and the
+(:class:`scarf_autoping.tools.collector.Store` creates it; rows have the columns and the
 ``variables`` JSON that ``Collector`` writes for the demo route), inserted in bulk with
 ``executemany`` in one transaction. Then runs ``python -m scarf_autoping report --html``
 and the text ``report`` as child processes, interleaved, several rounds, and prints the
@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from scarf_autoping.collector import _COLUMNS, Store
+from scarf_autoping.tools.collector import _COLUMNS, Store
 
 PACKAGES = ("my-pkg", "my-pkg", "my-pkg", "other_lib")
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "2.0.0rc1", "2.0.0", "2.0.1", "2.1.0", "2.2.0", "3.0.0",

@@ -67,7 +67,7 @@ def test_bad_arguments_give_one_line_and_exit_2(args):
 
 
 def test_importing_the_library_does_not_import_the_cli():
-    child = run_child("import sys, scarf_autoping; print('scarf_autoping.cli' in sys.modules, 'argparse' in sys.modules)",
+    child = run_child("import sys, scarf_autoping; print('scarf_autoping.tools.cli' in sys.modules, 'argparse' in sys.modules)",
                       child_env())
     assert child.stdout.split() == ["False", "False"], child
 
@@ -365,7 +365,7 @@ def test_demo_shows_the_ping_and_the_report_even_with_opt_outs_set():
 
 def test_demo_child_timeout_is_one_line(tmp_path, monkeypatch, capsys):
     """The child hangs (a sitecustomize that sleeps): one error line, exit 1, no traceback."""
-    from scarf_autoping import cli as cli_module
+    from scarf_autoping.tools import cli as cli_module
 
     hang = tmp_path / "hang"
     hang.mkdir()
@@ -379,7 +379,7 @@ def test_demo_child_timeout_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_demo_child_that_cannot_start_is_one_line(tmp_path, monkeypatch, capsys):
-    from scarf_autoping import cli as cli_module
+    from scarf_autoping.tools import cli as cli_module
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     assert cli_module.main(["demo"]) == 1

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from helpers import child_env
 
-from scarf_autoping.collector import CollectorError, Route
-from scarf_autoping.report import adoption, format_table, version_key
+from scarf_autoping.tools.collector import CollectorError, Route
+from scarf_autoping.tools.report import adoption, format_table, version_key
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
 ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
@@ -382,7 +382,7 @@ def test_control_characters_are_escaped_in_the_ping_line_and_the_report(collect)
 
 
 def test_a_request_once_stopping_has_begun_gets_503_not_a_lost_200(tmp_path):
-    from scarf_autoping.collector import Collector
+    from scarf_autoping.tools.collector import Collector
 
     collector = Collector("127.0.0.1", 0, tmp_path / "race.sqlite").start()
     try:
@@ -398,7 +398,7 @@ def test_a_request_once_stopping_has_begun_gets_503_not_a_lost_200(tmp_path):
 def test_a_full_queue_answers_503_instead_of_growing(tmp_path):
     import threading
 
-    from scarf_autoping.collector import Collector
+    from scarf_autoping.tools.collector import Collector
 
     entered, release = threading.Event(), threading.Event()
 
@@ -480,7 +480,7 @@ def test_a_malformed_content_length_gets_400(collect, data):
 
 
 def test_a_slow_client_is_cut_off_at_the_request_deadline(tmp_path):
-    from scarf_autoping.collector import Collector
+    from scarf_autoping.tools.collector import Collector
 
     collector = Collector("127.0.0.1", 0, tmp_path / "slow.sqlite", request_deadline=1.0).start()
     try:
@@ -505,7 +505,7 @@ def test_a_slow_client_is_cut_off_at_the_request_deadline(tmp_path):
 
 
 def test_connections_over_the_cap_get_503_and_the_server_recovers(tmp_path):
-    from scarf_autoping.collector import Collector
+    from scarf_autoping.tools.collector import Collector
 
     collector = Collector("127.0.0.1", 0, tmp_path / "cap.sqlite", max_connections=3).start()
     silent = []

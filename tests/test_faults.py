@@ -342,10 +342,24 @@ def test_exit_waits_for_a_slow_answer_within_exit_timeout(tmp_path, site, make_c
     assert len(server.settle(0.1)) == 1
 
 
+#: Host code: end the deferral, wait until the worker has built the URL (its imports are
+#: done and the request goes out next), then start the exit clock. Without it, a loaded
+#: machine can spend the whole exit wait importing, and the case tests nothing.
+ON_THE_WIRE = """\
+_ping = sys.modules[{name!r}].PING
+_ping.wait(0)
+_until = time.time() + 15
+while _ping.url is None and time.time() < _until:
+    time.sleep(0.01)
+time.sleep(0.3)
+RESULT["imported_at"] = time.time()
+"""
+
+
 def test_exit_gives_up_on_a_hanging_collector_after_exit_timeout(tmp_path, site, make_collector):
     server = make_collector("hang")
     autoping_package(site, "pkg_stuck", server.url + ROUTE, args="exit_timeout=0.5, on_exit='wait'")
-    outcome = run_host(tmp_path, site, ["pkg_stuck"], settle=False)
+    outcome = run_host(tmp_path, site, ["pkg_stuck"], ON_THE_WIRE.format(name="pkg_stuck"), settle=False)
     assert_unnoticed(outcome, 0.5)
     assert outcome.ping("pkg_stuck")[0] == "pending", outcome  # abandoned, silently
     assert len(server.settle(0.1)) == 1
@@ -363,16 +377,22 @@ def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collec
     server = make_collector("ok")
     autoping_package(site, "pkg_blocked", server.url + ROUTE, args=f"exit_timeout=0.5, on_exit={on_exit!r}")
     code = (
-        "import fcntl, os\n"
+        "import fcntl, os, sys, time\n"
         "os.write(2, b'x' * (fcntl.fcntl(2, 1032) - 8))  # F_GETPIPE_SZ: fill the pipe but 8 bytes\n"
         "import pkg_blocked\n"
     )
+    if on_exit == "wait":  # the request is out before the exit clock starts (see ON_THE_WIRE)
+        code += ON_THE_WIRE.replace('RESULT["imported_at"]', "STARTED").format(name="pkg_blocked")
+        code += f"open({str(site / 'exit-started')!r}, 'w').write(repr(STARTED))\n"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", code], env=child_env(site, SCARF_AUTOPING_DEBUG="1"),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        returncode = proc.wait(timeout=10)  # nobody reads stderr until the process is gone
-        seconds = time.monotonic() - started
+        returncode = proc.wait(timeout=30)  # nobody reads stderr until the process is gone
+        if on_exit == "wait":
+            seconds = time.time() - float((site / "exit-started").read_text())
+        else:
+            seconds = time.monotonic() - started
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -3,7 +3,7 @@ Poetry, setup.cfg and setup.py at any depth; code the author's own ``ruff`` acce
 that updates the call and the notice; and the package, once installed, pinging a loopback
 collector under that name (and not when its opt-out variable, named in the comment, is set).
 
-The first tests are pure-function checks of :mod:`scarf_autoping.initcmd`."""
+The first tests are pure-function checks of :mod:`scarf_autoping.tools.initcmd`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from helpers import child_env, run_child
 
 from scarf_autoping.facts import BUILTIN_NAMES
-from scarf_autoping.initcmd import DESCRIPTIONS, render_notice
+from scarf_autoping.tools.initcmd import DESCRIPTIONS, render_notice
 
 
 def test_every_builtin_variable_has_a_notice_description_and_nothing_else_does():
@@ -30,7 +30,7 @@ def test_the_notice_describes_each_variable_of_the_template():
 
 def test_a_failed_init_py_write_removes_the_notice_it_just_wrote(tmp_path, monkeypatch):
     """Both files or neither (the CLI test of this is skipped as root, who can write anywhere)."""
-    from scarf_autoping import initcmd
+    from scarf_autoping.tools import initcmd
 
     package = tmp_path / "pkg"
     package.mkdir()
@@ -50,7 +50,7 @@ def test_a_failed_init_py_write_removes_the_notice_it_just_wrote(tmp_path, monke
 
 
 def test_a_bom_only_file_gets_the_code_after_the_bom():
-    from scarf_autoping.initcmd import code_lines, edit_source
+    from scarf_autoping.tools.initcmd import code_lines, edit_source
 
     new, previous = edit_source(b"\xef\xbb\xbf", "p", "http://x/{package}")
     assert new == b"\xef\xbb\xbf" + "\n".join(code_lines("p", "http://x/{package}")).encode() + b"\n"
@@ -58,7 +58,7 @@ def test_a_bom_only_file_gets_the_code_after_the_bom():
 
 
 def test_the_code_is_formatted_for_the_line_length_and_names_the_opt_outs():
-    from scarf_autoping.initcmd import Style, code_lines
+    from scarf_autoping.tools.initcmd import Style, code_lines
 
     short = code_lines("acme-widgets", "https://a.scarf.sh/t/{package}")
     assert short == [

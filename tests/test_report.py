@@ -18,8 +18,8 @@ from helpers import child_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scarf_autoping.collector import _COLUMNS, Store
-from scarf_autoping.report import (
+from scarf_autoping.tools.collector import _COLUMNS, Store
+from scarf_autoping.tools.report import (
     ReportArgumentError,
     adoption,
     check_fields,

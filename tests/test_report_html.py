@@ -29,7 +29,7 @@ import pytest
 from helpers import child_env
 from test_report import make_db, ping
 
-from scarf_autoping.report_html import CONTENT_SECURITY_POLICY, render
+from scarf_autoping.tools.report_html import CONTENT_SECURITY_POLICY, render
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
 

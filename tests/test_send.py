@@ -164,7 +164,8 @@ def test_detach_returns_at_once_and_the_ping_arrives_after(server_factory):
 
 
 def test_detach_sends_inline_when_no_process_can_be_started(server_factory, monkeypatch, capsys):
-    from scarf_autoping import cli, spawn
+    from scarf_autoping import spawn
+    from scarf_autoping.tools import cli
 
     server = server_factory()
     monkeypatch.setattr(spawn, "spawn", lambda *a, **k: None)  # a frozen app, no posix_spawn

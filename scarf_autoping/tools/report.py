@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus
 
-from . import BUILTIN_NAMES
+from ..facts import BUILTIN_NAMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

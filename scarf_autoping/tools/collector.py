@@ -36,8 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..template import Expression, TemplateError, check_url, parse
 from .report import printable
-from .template import Expression, TemplateError, check_url, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

@@ -43,8 +43,8 @@ import tokenize
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import check_arguments, policy
-from .template import variable_names
+from .. import check_arguments, policy
+from ..template import variable_names
 
 NOTICE_TEMPLATE = "TELEMETRY.md.tmpl"
 NOTICE_NAME = "TELEMETRY.md"
@@ -142,7 +142,7 @@ def read_template(name: str) -> str:
             return resource.read_text(encoding="utf-8")
     except (ImportError, OSError, TypeError, ValueError):
         pass
-    checkout = Path(__file__).resolve().parent.parent / "templates" / name
+    checkout = Path(__file__).resolve().parents[2] / "templates" / name
     try:
         return checkout.read_text(encoding="utf-8")
     except OSError:

@@ -8,8 +8,8 @@ chart has a text alternative (its ``<title>``/``<desc>`` and caption) and the ta
 its numbers under it.
 
 Every value that came from a ping (package, version, path, ...) is shown escaped
-(``html.escape`` after :func:`~scarf_autoping.report.printable`), so a ping cannot
-inject markup. The counting is done in SQLite by :class:`~scarf_autoping.report.PingData`;
+(``html.escape`` after :func:`~scarf_autoping.tools.report.printable`), so a ping cannot
+inject markup. The counting is done in SQLite by :class:`~scarf_autoping.tools.report.PingData`;
 this module only lays out a few hundred aggregated numbers, and caps every chart at its
 top categories (the rest summed as "other"), so the page stays small whatever the
 database holds.
@@ -23,7 +23,7 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .report import (
     MISSING,
     REPORT_FIELDS,

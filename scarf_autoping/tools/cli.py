@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__, check_arguments, expand, policy
-from .template import TemplateError
+from .. import __version__, check_arguments, expand, policy
+from ..template import TemplateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +86,7 @@ def _checked(package: str, template: str, version: str | None, pairs: Sequence[s
 
 def _name_note(command: str, package: str, version: str | None) -> None:
     """A note on stderr when ``package`` is not an installed distribution (with close names)."""
-    from . import naming
+    from .. import naming
 
     text = naming.note(naming.resolve(package), version is not None)
     if text:
@@ -95,7 +95,7 @@ def _name_note(command: str, package: str, version: str | None) -> None:
 
 def _build_url(args: argparse.Namespace, timeout: float = 3.0) -> str:
     """The URL a ping for ``args.package`` would use in this environment."""
-    from . import facts
+    from .. import facts
 
     extra = _checked(args.package, args.template, args.version, args.var, timeout)
     ci = policy.ci_reason(os.environ) is not None
@@ -112,7 +112,7 @@ def _build_url(args: argparse.Namespace, timeout: float = 3.0) -> str:
 
 def cmd_facts(args: argparse.Namespace) -> int:
     """Print every built-in template variable's value on this machine."""
-    from . import facts
+    from .. import facts
 
     ci = policy.ci_reason(os.environ) is not None
     if args.package:
@@ -159,7 +159,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if args.verbose:
             sys.stderr.write(f"{PROG} send: not sent: opted out by {reason}\n")
         return 0
-    from . import transport
+    from .. import transport
 
     headers = {"User-Agent": transport.user_agent("cli")}
     if body is not None:
@@ -199,7 +199,7 @@ def _send_detached(args: argparse.Namespace, headers: dict[str, str], body: str 
     The sender builds the URL from the same template and facts, so this process computes
     nothing it does not need and returns as soon as the sender has been spawned.
     """
-    from . import spawn
+    from .. import spawn
 
     job: dict[str, object] = {
         "method": args.method,
@@ -224,7 +224,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     reason = policy.opt_out_reason(env, args.package)
     variables = [policy.package_variable(args.package)] if args.package else ["<PACKAGE>_NO_ANALYTICS"]
     if args.package:
-        from . import naming
+        from .. import naming
 
         resolved = naming.resolve(args.package)
         distribution_variable = naming.distribution_opt_out(env, args.package)
@@ -245,7 +245,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false", *variables]
     _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches))
     if args.package:
-        from . import naming
+        from .. import naming
 
         resolved = naming.resolve(args.package)
         if resolved.found:
