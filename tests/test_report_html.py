@@ -217,10 +217,13 @@ def _browse(chromium: str, profile: Path, url: str, *extra: str) -> subprocess.C
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--mute-audio",
             f"--user-data-dir={profile}", "--virtual-time-budget=3000", *extra, url]
-    # Niced: the browser is CPU-hungry, and the suite's timing-sensitive tests run beside it under xdist.
+    # Niced: the browser is CPU-hungry, and the suite's timing-sensitive tests run beside it under
+    # xdist. With nice(1), not a preexec_fn: that would fork this multi-threaded test process.
+    nice = shutil.which("nice")
+    if nice:
+        args = [nice, "-n", "15", *args]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False,
-                            stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(profile)},
-                            preexec_fn=(lambda: os.nice(15)) if hasattr(os, "nice") else None)
+                            stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(profile)})
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
