@@ -18,7 +18,6 @@ hanging endpoint it waits for ever), shown as ``>cap``.
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import random
 import shutil
@@ -27,9 +26,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Collector
 
 BIN = Path(sys.executable).parent
 
@@ -64,43 +66,6 @@ trap _tool_telemetry EXIT
 """
 
 
-class Endpoint:
-    """``up``: a 204 at once; ``hang``: accept and never answer. Counts requests."""
-
-    def __init__(self, hang: bool = False) -> None:
-        self.requests = 0
-        self._stop = threading.Event()
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                owner.requests += 1
-                if hang:
-                    owner._stop.wait(60)
-                    return
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.send_header("Connection", "close")
-                self.end_headers()
-
-        class Threading(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Threading(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/run"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def refused_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -133,8 +98,8 @@ def main() -> None:
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
 
-    up, hanging = Endpoint(), Endpoint(hang=True)
-    urls = {"up": up.url, "down": refused_url(), "hanging": hanging.url}
+    up, hanging = Collector(), Collector(hang=True)
+    urls = {"up": up.url + "/run", "down": refused_url(), "hanging": hanging.url + "/run"}
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -198,6 +198,8 @@ def spawn(
         exe = interpreter()
         if exe is None:
             return None
+        orphan = orphan and orphans()
+        shell = orphan and os.access(SHELL, os.X_OK)
         settings = encode({
             "jobs": jobs,
             "path": search_path(),
@@ -205,13 +207,10 @@ def spawn(
             "report": result_fd is not None,
             "loop": loop,
             "host": os.getpid(),
+            "fork": orphan and not shell,  # no shell to make an orphan of it: it forks itself
         })
         if len(settings) > MAX_SETTINGS:
             return None
-        orphan = orphan and orphans()
-        shell = orphan and os.access(SHELL, os.X_OK)
-        if orphan and not shell:
-            settings = settings[:-1] + ',"fork":true}'
         argv = [exe, "-I", "-S"]
         if sys.flags.utf8_mode:
             argv += ["-X", "utf8"]

@@ -125,7 +125,7 @@ class Job:
 class _Sender:
     """A detached sender the thread waits on: its pid, result pipe and jobs."""
 
-    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "orphan", "pid", "reaped")
+    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "reaped")
 
     def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float) -> None:
         self.pid = pid
@@ -135,7 +135,6 @@ class _Sender:
         self.buffer = b""
         self.eof = False
         self.reaped = False
-        self.orphan = False
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
@@ -305,7 +304,6 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     now = time.monotonic()
     for job in jobs:
         job.started = now
-    orphan = spawn.orphans()
     pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=True)
     _close(write_end)
     if pid is None:
@@ -313,7 +311,7 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
     sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
-    sender.reaped = sender.orphan = orphan  # what started it is reaped; its end is the pipe's EOF
+    sender.reaped = spawn.orphans()  # what started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
         _unbusy(jobs)

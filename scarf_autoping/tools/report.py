@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus
 
 from ..facts import BUILTIN_NAMES
+from ..policy import normalize
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,9 +217,8 @@ def format_table(report: Report) -> str:
 # --------------------------------------------------------------------------
 
 
-def normalise_package(name: str) -> str:
-    """PEP 503's normal form: lowercase, every run of ``-``, ``_`` and ``.`` becomes ``-``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+#: PEP 503's normal form, exactly as the library computes it for every ping.
+normalise_package = normalize
 
 
 _AGO = re.compile(r"([0-9]+)\s*([hdw])")
