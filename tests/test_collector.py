@@ -160,7 +160,9 @@ def test_a_silent_client_does_not_stall_others(collect):
     try:
         started = time.monotonic()
         assert server.get("/after") == 200
-        assert time.monotonic() - started < 1.0
+        took = time.monotonic() - started
+        # Milliseconds expected; a collector stalled by the silent clients would never answer.
+        assert took < 5.0, f"the next request took {took:.2f} s behind two silent clients"
     finally:
         silent.close()
         half.close()

@@ -38,12 +38,18 @@ from helpers import (
     tls_context,
 )
 
-#: The import of a host package must return within this many seconds, whatever the network does.
-IMPORT_BOUND = 0.5
-#: Allowed beyond ``exit_timeout`` between the import returning and our exit hook being done.
-EXIT_MARGIN = 0.6
+# These bounds only catch a hang: CI is a loaded 2-CPU machine running three tests at once.
+# What they are for is in their names; the figures themselves are in benchmarks/.
+
+#: The import of a host package must return within this many seconds, whatever the network
+#: does. A few milliseconds are expected; anything that waited on the network or on the
+#: worker's one-second deferral would take longer than this.
+IMPORT_BOUND = 0.9
+#: Allowed beyond ``exit_timeout`` between the import returning and our exit hook being done
+#: (milliseconds expected; the requests these cases hang on last 3 s or more).
+EXIT_MARGIN = 1.2
 #: Seconds beyond that for the interpreter to tear itself down and the process to go.
-TEARDOWN = 0.5
+TEARDOWN = 1.0
 #: CPython >= 3.12 warns when a multi-threaded process forks; that is the host's own fork.
 FORK_WARNING = re.compile(
     r"^.*DeprecationWarning: This process \(pid=\d+\) is multi-threaded, "

@@ -485,7 +485,8 @@ def test_ctrl_c_while_exit_waits_ends_the_process_by_sigint(tmp_path, site, make
             proc.kill()
             proc.communicate()
     assert (proc.returncode, stdout, stderr) == (-signal.SIGINT, b"", b"")
-    assert took < 1.0, f"the child took {took:.2f} s to end after SIGINT"
+    # Milliseconds expected; a child that kept waiting would wait its whole exit bound.
+    assert took < 3.0, f"the child took {took:.2f} s to end after SIGINT"
 
 
 # --- 4. a host whose stdout and stderr are pipes gets EOF when it exits ----------------------

@@ -138,9 +138,10 @@ def test_the_timeout_bounds_a_trickled_answer(server_factory):
     started = time.monotonic()
     result = send(server.url + "/{package}", "--package", "p", "--timeout", "1")
     assert result.returncode == 1, result
-    assert time.monotonic() - started < 4.0  # start-up, imports and 1 s
+    # About 1 s expected (the deadline); a trickle without it would never end.
+    assert time.monotonic() - started < 8.0
     ms = int(re.search(r"in (\d+) ms", result.stdout).group(1))
-    assert 900 <= ms < 2000, result.stdout
+    assert 900 <= ms < 4000, result.stdout
 
 
 def test_detach_returns_at_once_and_the_ping_arrives_after(server_factory):
@@ -148,7 +149,9 @@ def test_detach_returns_at_once_and_the_ping_arrives_after(server_factory):
     ok = server_factory()
     started = time.monotonic()
     result = send(hanging.url + ROUTE, "--package", "tool", "--version", "2", "--timeout", "10", "--detach")
-    assert time.monotonic() - started < 3.0  # the command's own start-up, not the 10 s request
+    took = time.monotonic() - started
+    # The command's own start-up (a fraction of a second), not the 10 s request.
+    assert took < 6.0, f"send --detach took {took:.2f} s"
     assert (result.returncode, result.stdout, result.stderr) == (0, "handed over to a detached sender\n", "")
     assert hanging.wait_for(1, timeout=10)[0].target == f"/t/tool/2/{platform.system().lower()}"
     result = send(ok.url + ROUTE + "{?n}", "--package", "tool", "--version", "2", "--var", "n=é", "--method", "POST",
