@@ -6,11 +6,14 @@ a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf
 events with empty path segments.
 
 The platform facts are collected once per process and cached. Collection imports
-``platform`` and ``distro``, so it runs on the background worker, never on the thread
-that imports the host package.
+``platform``, ``distro`` and :mod:`scarf_autoping.machine`, so it runs in the detached
+sender or on the background worker, never on the thread that imports the host package.
+The one exception is :func:`interface`, which the host decides at its ``autoping()``
+call (a few look-ups in what the interpreter already holds) and passes on.
 """
 
-__all__ = ["BUILTIN_NAMES", "UNKNOWN", "clean", "collect", "package_version", "platform_facts", "scarf_platform", "variables"]
+__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "package_version", "platform_facts",
+           "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,13 +31,23 @@ BUILTIN_NAMES = (
     "platform",
     "os_version",
     "python",
+    "python_minor",
     "python_implementation",
+    "free_threaded",
     "arch",
+    "machine",
+    "libc",
+    "libc_version",
     "distro",
     "distro_version",
+    "container",
+    "interface",
     "ci",
     "autoping_version",
 )
+
+#: The values of :func:`interface`.
+INTERFACES = ("jupyter", "interactive", "script")
 
 #: ``platform.system()`` -> Scarf's lowercase platform vocabulary.
 _SCARF_PLATFORMS = {
@@ -107,26 +120,77 @@ def _safe(fn: object, *args: object) -> str:
         return UNKNOWN
 
 
+def interface() -> str:
+    """How this process runs Python: ``jupyter``, ``interactive`` or ``script``.
+
+    Called by ``autoping()`` on the host's import path, so it only looks at what the
+    interpreter already holds, imports nothing and calls nothing of anybody's:
+
+    * an IPython shell exists (``InteractiveShell._instance``): ``jupyter`` when it is a
+      kernel's (a class from ``ipykernel``: Jupyter, JupyterLab, VS Code, Colab,
+      Spyder), else ``interactive`` (the ``ipython`` terminal);
+    * ``ipykernel`` is imported and ``__main__`` is not a file: ``jupyter``;
+    * the REPL's prompt ``sys.ps1`` is set, or ``python -i``: ``interactive``;
+    * otherwise ``script`` (a file, ``-m``, ``-c``, a program read from a pipe).
+    """
+    import sys
+
+    modules = sys.modules
+    try:
+        shell_class = getattr(modules.get("IPython.core.interactiveshell"), "InteractiveShell", None)
+        shell = getattr(shell_class, "_instance", None)
+        if shell is not None:
+            kernel = any(str(getattr(c, "__module__", "")).startswith("ipykernel") for c in type(shell).__mro__)
+            return "jupyter" if kernel else "interactive"
+        if "ipykernel" in modules and not hasattr(modules.get("__main__"), "__file__"):
+            return "jupyter"
+        if hasattr(sys, "ps1") or sys.flags.interactive:
+            return "interactive"
+    except Exception:  # noqa: BLE001 - an odd module in sys.modules: a script, as most are
+        pass
+    return "script"
+
+
 def collect() -> dict[str, str]:
-    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
+    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`.
+
+    ``interface`` is this process's own (:func:`interface`); :func:`variables` replaces it
+    with the one the host decided at its ``autoping()`` call.
+    """
     import platform
 
-    from . import __version__
+    from . import __version__, machine
 
     system = _safe(platform.system)
     try:
         distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         distro_id, distro_version = UNKNOWN, UNKNOWN
+    try:
+        libc, libc_version = machine.libc()
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        libc, libc_version = UNKNOWN, UNKNOWN
+    python = _safe(platform.python_version)
+    raw_machine = _safe(platform.machine)
+    os_version = _safe(_os_version, platform, system)
+    # AIX's machine name is the machine's ID: never sent; every AIX runs on POWER.
+    arch_source = "ppc64" if system == "AIX" else raw_machine
     return {
         "os": system,
         "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
-        "os_version": _safe(_os_version, platform, system),
-        "python": _safe(platform.python_version),
+        "os_version": os_version,
+        "python": python,
+        "python_minor": _safe(machine.python_minor, python),
         "python_implementation": _safe(platform.python_implementation),
-        "arch": _safe(platform.machine),
+        "free_threaded": _safe(machine.free_threaded),
+        "arch": _safe(machine.normalize_arch, arch_source, machine.pointer_bits()),
+        "machine": machine.clean_machine(raw_machine),
+        "libc": libc,
+        "libc_version": libc_version,
         "distro": distro_id,
         "distro_version": distro_version,
+        "container": _safe(machine.container, system, os_version),
+        "interface": interface(),
         "autoping_version": __version__,
     }
 
@@ -153,17 +217,27 @@ def package_version(package: str) -> str:
     return naming.resolve(package).version or UNKNOWN
 
 
-def variables(package: str, version: "str | None", ci: bool, extra: "Mapping[str, str] | None" = None) -> "dict[str, str]":
+def variables(
+    package: str,
+    version: "str | None",
+    ci: bool,
+    extra: "Mapping[str, str] | None" = None,
+    *,
+    interface: "str | None" = None,
+) -> "dict[str, str]":
     """Every template variable for one ping: platform facts, package, version, ci, author values.
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for
     ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
-    :func:`scarf_autoping.naming.resolve`.
+    :func:`scarf_autoping.naming.resolve`. ``interface`` is the host's, decided at its
+    ``autoping()`` call (a detached sender is itself a script); ``None``: this process's.
     """
     from . import naming
 
     resolved = naming.resolve(package)
     values = platform_facts()
+    if interface is not None:
+        values["interface"] = interface if interface in INTERFACES else UNKNOWN
     values["package"] = clean(resolved.name)
     values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)
     values["ci"] = "true" if ci else "false"
