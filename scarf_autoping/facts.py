@@ -121,17 +121,10 @@ def _safe(fn: object, *args: object) -> str:
 
 
 def interface() -> str:
-    """How this process runs Python: ``jupyter``, ``interactive`` or ``script``.
+    """``jupyter``, ``interactive`` or ``script``: how this process runs Python (docs/api.md).
 
-    Called by ``autoping()`` on the host's import path, so it only looks at what the
-    interpreter already holds, imports nothing and calls nothing of anybody's:
-
-    * an IPython shell exists (``InteractiveShell._instance``): ``jupyter`` when it is a
-      kernel's (a class from ``ipykernel``: Jupyter, JupyterLab, VS Code, Colab,
-      Spyder), else ``interactive`` (the ``ipython`` terminal);
-    * ``ipykernel`` is imported and ``__main__`` is not a file: ``jupyter``;
-    * the REPL's prompt ``sys.ps1`` is set, or ``python -i``: ``interactive``;
-    * otherwise ``script`` (a file, ``-m``, ``-c``, a program read from a pipe).
+    ``autoping()`` calls it on the host's import path: it only looks at what the
+    interpreter holds (an IPython shell and whose, ``ipykernel``, ``sys.ps1``, ``-i``).
     """
     import sys
 
@@ -166,33 +159,19 @@ def collect() -> dict[str, str]:
         distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         distro_id, distro_version = UNKNOWN, UNKNOWN
-    try:
-        libc, libc_version = machine.libc()
-    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
-        libc, libc_version = UNKNOWN, UNKNOWN
-    python = _safe(platform.python_version)
-    raw_machine = _safe(platform.machine)
-    os_version = _safe(_os_version, platform, system)
-    # AIX's machine name is the machine's ID: never sent; every AIX runs on POWER.
-    arch_source = "ppc64" if system == "AIX" else raw_machine
-    return {
+    values = {
         "os": system,
         "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
-        "os_version": os_version,
-        "python": python,
-        "python_minor": _safe(machine.python_minor, python),
+        "os_version": _safe(_os_version, platform, system),
+        "python": _safe(platform.python_version),
         "python_implementation": _safe(platform.python_implementation),
-        "free_threaded": _safe(machine.free_threaded),
-        "arch": _safe(machine.normalize_arch, arch_source, machine.pointer_bits()),
-        "machine": machine.clean_machine(raw_machine),
-        "libc": libc,
-        "libc_version": libc_version,
         "distro": distro_id,
         "distro_version": distro_version,
-        "container": _safe(machine.container, system, os_version),
         "interface": interface(),
         "autoping_version": __version__,
     }
+    values.update(machine.collect(system, _safe(platform.machine), values["python"], values["os_version"]))
+    return values
 
 
 def platform_facts() -> dict[str, str]:

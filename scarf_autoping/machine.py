@@ -110,6 +110,36 @@ _MACHINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,+ -]{0,39}")
 VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")
 
 
+def collect(system: str, raw_machine: str, python: str, os_version: str) -> "dict[str, str]":
+    """The facts of this module for :func:`scarf_autoping.facts.collect`, each ``unknown`` on an error.
+
+    ``python_minor``, ``free_threaded``, ``arch``, ``machine``, ``libc``, ``libc_version``
+    and ``container``, from what ``facts`` already read (``platform.system()``,
+    ``platform.machine()``, the Python version and the kernel release).
+    """
+    # AIX's machine name is the machine's ID: never sent; every AIX runs on POWER.
+    arch_source = "ppc64" if system == "AIX" else raw_machine
+    values = {
+        "python_minor": _safe(python_minor, python),
+        "free_threaded": _safe(free_threaded),
+        "arch": _safe(normalize_arch, arch_source, pointer_bits()),
+        "machine": _safe(clean_machine, raw_machine),
+        "container": _safe(container, system, os_version),
+    }
+    try:
+        values["libc"], values["libc_version"] = libc()
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        values["libc"] = values["libc_version"] = UNKNOWN
+    return values
+
+
+def _safe(fn: object, *args: object) -> str:
+    try:
+        return str(fn(*args)) or UNKNOWN  # type: ignore[operator]
+    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+        return UNKNOWN
+
+
 def normalize_arch(machine: "str | None", bits: "int | None" = None) -> str:
     """One name per architecture for a ``platform.machine()`` value (see :data:`ARCHES`).
 
