@@ -357,6 +357,36 @@ def test_python_dash_c_is_a_script(collector, site):
     assert _values(collector.expect(1)[0])["interface"] == "script"
 
 
+def test_a_jupyter_kernels_ping_says_jupyter(collector, site):
+    """A real kernel (``ipykernel``, started by ``jupyter_client`` as Jupyter starts it) imports the package.
+
+    ipykernel is not among the test dependencies (it brings IPython, pyzmq, tornado and
+    debugpy): this test runs where it is installed, and is skipped elsewhere.
+    """
+    pytest.importorskip("ipykernel")
+    manager_module = pytest.importorskip("jupyter_client.manager")
+    autoping_package(site, "pkg_nb", ALL_NEW.replace("{base}", collector.url))
+    env = child_env(site, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    manager = manager_module.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        outputs: list[str] = []
+        reply = client.execute_interactive(
+            "import pkg_nb\nprint('delivered', pkg_nb.PING.wait(10))", timeout=60,
+            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok", reply
+        assert "delivered True" in "".join(outputs), outputs
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    requests = collector.expect(1)
+    assert len(requests) == 1
+    assert _values(requests[0]) == expected(env, "jupyter")
+
+
 # --------------------------------------------------------------------------
 # The report: names recorded before normalisation, Pythons by minor, Linux distributions
 # --------------------------------------------------------------------------
