@@ -298,6 +298,18 @@ def test_facts_command_prints_the_new_variables():
     assert {name: values[name] for name in NEW} == expected(child_env(), "script")
 
 
+def test_preview_fills_in_the_new_variables(site):
+    from urllib.parse import unquote
+
+    template = "https://x.example/n/{package}/" + "/".join(f"{{{name}}}" for name in NEW)
+    env = child_env(site)
+    done = subprocess.run([SCRIPT, "preview", template, "--package", "pkg-prev", "--version", "1.0"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done
+    segments = [unquote(s) for s in done.stdout.strip().split("/")[5:]]
+    assert dict(zip(NEW, segments)) == expected(env, "script")
+
+
 # --------------------------------------------------------------------------
 # End to end: a child process's ping at a loopback collector
 # --------------------------------------------------------------------------
