@@ -252,10 +252,10 @@ APK_DB = "/lib/apk/db/installed"
 _APK_LIMIT = 4 << 20
 
 
-def _musl_version(database: str = APK_DB) -> str:
+def _musl_version(database: "str | None" = None) -> str:
     """musl's version from Alpine's package database (``P:musl`` then ``V:1.2.4-r2``), else ``unknown``."""
     try:
-        with open(database, "rb") as f:
+        with open(database or APK_DB, "rb") as f:
             read = 0
             in_musl = False
             for line in f:

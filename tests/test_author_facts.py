@@ -227,6 +227,32 @@ def test_musl_version_is_read_from_the_apk_database(tmp_path):
     assert machine._musl_version(str(tmp_path / "absent")) == "unknown"
 
 
+def test_error_paths_of_the_readers_give_unknown(monkeypatch):
+    """Unit tests of the error paths (the only place readers are replaced)."""
+
+    def boom(*args: object) -> str:
+        raise OSError("odd platform")
+
+    for name in ("libc", "free_threaded", "container", "clean_machine"):
+        monkeypatch.setattr(machine, name, boom)
+    values = machine.collect("Linux", "x86_64", "3.12.1", "6.1.0")
+    assert values == {"python_minor": "3.12", "free_threaded": "unknown", "arch": values["arch"],
+                      "machine": "unknown", "container": "unknown", "libc": "unknown", "libc_version": "unknown"}
+    assert machine.collect("AIX", "00F84C0C4C00", "3.12.1", "3")["arch"] in {"ppc64", "ppc"}  # never the ID
+
+
+def test_libc_when_confstr_does_not_know_glibc(monkeypatch, tmp_path):
+    def unknown_name(name: str) -> str:
+        raise ValueError("unrecognized configuration name")
+
+    monkeypatch.setattr(machine.os, "confstr", unknown_name)
+    monkeypatch.setattr(machine, "_musl", lambda: False)
+    assert machine.libc() == ("unknown", "unknown")
+    monkeypatch.setattr(machine, "_musl", lambda: True)
+    monkeypatch.setattr(machine, "APK_DB", str(tmp_path / "absent"))
+    assert machine.libc() == ("musl", "unknown")
+
+
 def test_container_markers_and_their_order():
     here = "docker" if Path("/.dockerenv").exists() else None
     assert machine.container("Linux", "", {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "kubernetes"
