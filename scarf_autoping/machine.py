@@ -5,9 +5,10 @@ worker, never on the host's import path: this module is imported only there and 
 report, which merges names recorded before normalisation with :func:`normalize_arch`, the
 one function and the one table both use.
 
-Every value comes from a closed vocabulary or is a version number: no path, host name,
-user name, container ID or hardware serial number is ever returned. Nothing here spawns a
-process or reads a whole binary.
+Every value comes from a closed vocabulary or is a version number, except an
+architecture missing from the table, which is the operating system's own name for it,
+cleaned: no path, host name, user name, container ID or hardware serial number is ever
+returned. Nothing here spawns a process or reads a whole binary.
 """
 
 import os
@@ -237,9 +238,9 @@ def libc() -> "tuple[str, str]":
 
 def _musl() -> bool:
     multiarch = str(getattr(sys.implementation, "_multiarch", "") or "")
-    if multiarch.endswith("-musl") or "-musl" in multiarch:
+    if "-musl" in multiarch:  # x86_64-linux-musl, arm-linux-musleabihf
         return True
-    if multiarch.endswith(("-gnu", "-gnueabi", "-gnueabihf")):
+    if "-gnu" in multiarch:  # x86_64-linux-gnu, arm-linux-gnueabihf: a glibc build
         return False
     try:
         return any(n.startswith("ld-musl-") and n.endswith(".so.1") for n in os.listdir("/lib"))

@@ -204,6 +204,7 @@ def test_every_new_fact_matches_an_independent_reading():
     values = facts.platform_facts()
     assert {name: values[name] for name in NEW} == expected(dict(os.environ), "script")
     assert values["machine"] == platform.machine()
+    assert machine._musl() == (values["libc"] == "musl")
 
 
 def test_libc_agrees_with_confstr_where_glibc_answers_it():
@@ -493,7 +494,7 @@ def test_the_page_charts_python_by_minor_merged_arches_and_linux_distributions(o
     assert _bars(distros) == {"debian": 2, "ubuntu": 1, "alpine": 1}
     assert "Share by Linux distribution (Linux pings only)" in distros
     assert "Linux pings only: 4 of 8 ping(s) came from Linux" in distros
-    assert "3 from other platforms and 1 that carried no platform" in distros
+    assert "3 from other platforms and 1 that carried neither platform nor os" in distros
 
 
 def test_the_distribution_chart_counts_every_ping_when_none_says_its_platform(tmp_path):

@@ -217,10 +217,10 @@ def _linux_distros(data: PingData, total: int) -> tuple[dict[str, int], int, str
                 "No ping carried its platform (nor os), so Linux pings cannot be told apart: every ping is counted.",
                 False)
     linux_total = total - other - unsaid
-    note = f"Linux pings only: {_count(linux_total)} of {_count(total)} ping(s) came from Linux (platform linux)"
+    note = f"Linux pings only: {_count(linux_total)} of {_count(total)} ping(s) came from Linux"
     left = [f"{_count(other)} from other platforms"] if other else []
     if unsaid:
-        left.append(f"{_count(unsaid)} that carried no platform")
+        left.append(f"{_count(unsaid)} that carried neither platform nor os")
     note += ("; left out: " + " and ".join(left) + ".") if left else "."
     return counts, linux_total, note, True
 
