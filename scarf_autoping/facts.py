@@ -6,10 +6,8 @@ a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf
 events with empty path segments.
 
 The platform facts are collected once per process and cached. Collection imports
-``platform``, ``distro`` and :mod:`scarf_autoping.machine`, so it runs in the detached
-sender or on the background worker, never on the thread that imports the host package.
-The one exception is :func:`interface`, which the host decides at its ``autoping()``
-call (a few look-ups in what the interpreter already holds) and passes on.
+``platform``, ``distro`` and :mod:`.machine`, so it runs in the sender or on the background
+worker, never on the thread that imports the host package, except :func:`interface`.
 """
 
 __all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "package_version", "platform_facts",
@@ -121,11 +119,7 @@ def _safe(fn: object, *args: object) -> str:
 
 
 def interface() -> str:
-    """``jupyter``, ``interactive`` or ``script``: how this process runs Python (docs/api.md).
-
-    ``autoping()`` calls it on the host's import path: it only looks at what the
-    interpreter holds (an IPython shell and whose, ``ipykernel``, ``sys.ps1``, ``-i``).
-    """
+    """How this process runs Python (docs/api.md). On the host's import path: look-ups only."""
     import sys
 
     modules = sys.modules
@@ -145,11 +139,7 @@ def interface() -> str:
 
 
 def collect() -> dict[str, str]:
-    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`.
-
-    ``interface`` is this process's own (:func:`interface`); :func:`variables` replaces it
-    with the one the host decided at its ``autoping()`` call.
-    """
+    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
     import platform
 
     from . import __version__, machine
@@ -208,8 +198,8 @@ def variables(
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for
     ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
-    :func:`scarf_autoping.naming.resolve`. ``interface`` is the host's, decided at its
-    ``autoping()`` call (a detached sender is itself a script); ``None``: this process's.
+    :func:`scarf_autoping.naming.resolve`. ``interface``: the host's (see :func:`interface`);
+    ``None``: this process's.
     """
     from . import naming
 
