@@ -98,6 +98,11 @@ _BITS32 = {
     "sparc64": "sparc",
 }
 
+#: ``sysconfig.get_platform()`` on Windows: the interpreter's own build. Windows'
+#: ``platform.machine()`` names the CPU (3.12 and later ask WMI), so an x64 or x86 Python
+#: emulated on an ARM64 PC says ``ARM64`` while it needs x64 or x86 wheels.
+_WINDOWS_BUILDS = {"win-amd64": "x86_64", "win32": "x86", "win-arm64": "arm64", "win-arm32": "armv7"}
+
 #: iOS and iPadOS report the device model (``iPhone14,2``): all of them are 64-bit ARM.
 _APPLE_DEVICES = ("iphone", "ipad", "ipod")
 
@@ -118,12 +123,10 @@ def collect(system: str, raw_machine: str, python: str, os_version: str) -> "dic
     and ``container``, from what ``facts`` already read (``platform.system()``,
     ``platform.machine()``, the Python version and the kernel release).
     """
-    # AIX's machine name is the machine's ID: never sent; every AIX runs on POWER.
-    arch_source = "ppc64" if system == "AIX" else raw_machine
     values = {
         "python_minor": _safe(python_minor, python),
         "free_threaded": _safe(free_threaded),
-        "arch": _safe(normalize_arch, arch_source, pointer_bits()),
+        "arch": _safe(interpreter_arch, system, raw_machine),
         "machine": _safe(clean_machine, raw_machine),
         "container": _safe(container, system, os_version),
     }
@@ -132,6 +135,24 @@ def collect(system: str, raw_machine: str, python: str, os_version: str) -> "dic
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         values["libc"] = values["libc_version"] = UNKNOWN
     return values
+
+
+def interpreter_arch(system: str, raw_machine: str, windows_build: "str | None" = None) -> str:
+    """``{arch}``: the architecture whose code this interpreter runs, i.e. the wheels it needs.
+
+    :func:`normalize_arch` of ``platform.machine()`` with the interpreter's pointer size,
+    except on Windows, where the interpreter's build says it (``sysconfig.get_platform()``,
+    or ``windows_build``), and on AIX, whose ``platform.machine()`` is the machine's ID
+    (never sent) and which runs on POWER.
+    """
+    if system == "Windows":
+        if windows_build is None:
+            import sysconfig
+
+            windows_build = sysconfig.get_platform()
+        if windows_build in _WINDOWS_BUILDS:
+            return _WINDOWS_BUILDS[windows_build]
+    return normalize_arch("ppc64" if system == "AIX" else raw_machine, pointer_bits())
 
 
 def _safe(fn: object, *args: object) -> str:

@@ -163,6 +163,20 @@ def test_the_interpreter_size_and_special_names(raw, bits, name):
     assert machine.normalize_arch(raw, bits) == name
 
 
+@pytest.mark.parametrize("system,raw,build,name", [
+    ("Windows", "ARM64", "win-amd64", "x86_64"),  # an x64 Python emulated on an ARM64 PC needs x64 wheels
+    ("Windows", "ARM64", "win32", "x86"),
+    ("Windows", "AMD64", "win32", "x86"),  # a 32-bit Python on 64-bit Windows
+    ("Windows", "ARM64", "win-arm64", "arm64"),
+    ("Windows", "ARM", "win-arm32", "armv7"),
+    ("Windows", "AMD64", "mingw_x86_64", "x86_64"),  # a build the table does not know: the machine says it
+    ("AIX", "00F84C0C4C00", None, "ppc64" if sys.maxsize > 2**32 else "ppc"),
+    ("Linux", "aarch64", None, "arm64" if sys.maxsize > 2**32 else "armv7"),
+])
+def test_arch_is_the_interpreters(system, raw, build, name):
+    assert machine.interpreter_arch(system, raw, build) == name
+
+
 @pytest.mark.parametrize("raw,name", [
     ("aarch64_be", "aarch64_be"),  # big-endian ARM64 runs no arm64 wheel: kept apart
     ("E2K", "e2k"),
