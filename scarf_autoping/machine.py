@@ -221,16 +221,18 @@ def free_threaded() -> str:
     It is about the build, not whether the GIL happens to be on right now (a free-threaded
     build re-enables it for an extension that is not ready, or with ``PYTHON_GIL=1``):
     ``sys._is_gil_enabled`` exists on every 3.13, so it says nothing about the build.
-    The build says it in ``Py_GIL_DISABLED`` and, on POSIX, with ``t`` in ``sys.abiflags``.
+    The build says it in ``Py_GIL_DISABLED``, which on POSIX also puts ``t`` in
+    ``sys.abiflags``: that is read first, since importing ``sysconfig`` costs the sender
+    (started with ``-S``, so without it) some milliseconds. Before 3.13 there is no such build.
     """
-    try:
-        import sysconfig
+    if sys.version_info < (3, 13):
+        return "false"
+    abiflags = getattr(sys, "abiflags", None)
+    if abiflags is not None:
+        return "true" if "t" in abiflags else "false"
+    import sysconfig  # Windows: no ABI flags before 3.14
 
-        if sysconfig.get_config_var("Py_GIL_DISABLED"):
-            return "true"
-    except Exception:  # noqa: BLE001 - an odd build: the ABI flags still tell
-        pass
-    return "true" if "t" in str(getattr(sys, "abiflags", "")) else "false"
+    return "true" if sysconfig.get_config_var("Py_GIL_DISABLED") else "false"
 
 
 def libc() -> "tuple[str, str]":
