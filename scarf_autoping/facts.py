@@ -127,8 +127,10 @@ def interface() -> str:
         shell_class = getattr(modules.get("IPython.core.interactiveshell"), "InteractiveShell", None)
         shell = getattr(shell_class, "_instance", None)
         if shell is not None:
-            kernel = any(str(getattr(c, "__module__", "")).startswith("ipykernel") for c in type(shell).__mro__)
-            return "jupyter" if kernel else "interactive"
+            for kind in type(shell).__mro__:  # a kernel's shell class is ipykernel's (or a subclass of it)
+                if str(getattr(kind, "__module__", "")).startswith("ipykernel"):
+                    return "jupyter"
+            return "interactive"
         if "ipykernel" in modules and not hasattr(modules.get("__main__"), "__file__"):
             return "jupyter"
         if hasattr(sys, "ps1") or sys.flags.interactive:
