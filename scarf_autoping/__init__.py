@@ -20,6 +20,7 @@ from _thread import RLock
 
 from . import policy
 from .facts import BUILTIN_NAMES
+from .facts import interface as _interface
 from .template import TemplateError, check_url, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
@@ -225,6 +226,8 @@ def autoping(
 
     from . import worker
 
+    # Decided here, where the host's own interpreter can be looked at (the sender cannot).
+    interface = _interface()
     spec = {
         "method": "GET",
         "template": template,
@@ -234,12 +237,13 @@ def autoping(
         "ci": decision.ci,
         "timeout": float(timeout),
         "retry_interval": interval,
+        "interface": interface,
     }
     worker.submit(
         worker.Job(
             ping,
             spec,
-            _preparer(ping, template, version, extra, decision.ci),
+            _preparer(ping, template, version, extra, decision.ci, interface),
             _sender(timeout),
             detach=on_exit == "handoff",
             on_exit=on_exit,
@@ -264,7 +268,9 @@ def _ignored(key: str, first: tuple, second: tuple) -> None:
     )
 
 
-def _preparer(ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool) -> object:
+def _preparer(
+    ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool, interface: str
+) -> object:
     """The worker's preparation step: facts, version and the expanded URL (no network)."""
 
     def prepare() -> "tuple[str | None, str | None]":
@@ -274,7 +280,7 @@ def _preparer(ping: "Ping", template: str, version: "str | None", extra: "dict[s
         off, remark = naming.background(ping.package, version is not None, os.environ)
         if off is not None:
             return None, off
-        url = expand(template, facts.variables(ping.package, version, ci, extra))
+        url = expand(template, facts.variables(ping.package, version, ci, extra, interface=interface))
         ping.url = url
         return url, remark
 

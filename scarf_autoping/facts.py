@@ -6,11 +6,12 @@ a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf
 events with empty path segments.
 
 The platform facts are collected once per process and cached. Collection imports
-``platform`` and ``distro``, so it runs on the background worker, never on the thread
-that imports the host package.
+``platform``, ``distro`` and :mod:`.machine`, so it runs in the sender or on the background
+worker, never on the thread that imports the host package, except :func:`interface`.
 """
 
-__all__ = ["BUILTIN_NAMES", "UNKNOWN", "clean", "collect", "package_version", "platform_facts", "scarf_platform", "variables"]
+__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "package_version", "platform_facts",
+           "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,13 +29,23 @@ BUILTIN_NAMES = (
     "platform",
     "os_version",
     "python",
+    "python_minor",
     "python_implementation",
+    "free_threaded",
     "arch",
+    "machine",
+    "libc",
+    "libc_version",
     "distro",
     "distro_version",
+    "container",
+    "interface",
     "ci",
     "autoping_version",
 )
+
+#: The values of :func:`interface`.
+INTERFACES = ("jupyter", "interactive", "script")
 
 #: ``platform.system()`` -> Scarf's lowercase platform vocabulary.
 _SCARF_PLATFORMS = {
@@ -107,28 +118,52 @@ def _safe(fn: object, *args: object) -> str:
         return UNKNOWN
 
 
+def interface() -> str:
+    """How this process runs Python (docs/api.md). On the host's import path: look-ups only."""
+    import sys
+
+    modules = sys.modules
+    try:
+        shell_class = getattr(modules.get("IPython.core.interactiveshell"), "InteractiveShell", None)
+        shell = getattr(shell_class, "_instance", None)
+        if shell is not None:
+            for kind in type(shell).__mro__:  # a kernel's shell class is ipykernel's (or a subclass of it)
+                if str(getattr(kind, "__module__", "")).startswith("ipykernel"):
+                    return "jupyter"
+            return "interactive"
+        if "ipykernel" in modules and not hasattr(modules.get("__main__"), "__file__"):
+            return "jupyter"
+        if hasattr(sys, "ps1") or sys.flags.interactive:
+            return "interactive"
+    except Exception:  # noqa: BLE001 - an odd module in sys.modules: a script, as most are
+        pass
+    return "script"
+
+
 def collect() -> dict[str, str]:
     """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
     import platform
 
-    from . import __version__
+    from . import __version__, machine
 
     system = _safe(platform.system)
     try:
         distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         distro_id, distro_version = UNKNOWN, UNKNOWN
-    return {
+    values = {
         "os": system,
         "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
         "os_version": _safe(_os_version, platform, system),
         "python": _safe(platform.python_version),
         "python_implementation": _safe(platform.python_implementation),
-        "arch": _safe(platform.machine),
         "distro": distro_id,
         "distro_version": distro_version,
+        "interface": interface(),
         "autoping_version": __version__,
     }
+    values.update(machine.collect(system, _safe(platform.machine), values["python"], values["os_version"]))
+    return values
 
 
 def platform_facts() -> dict[str, str]:
@@ -153,17 +188,27 @@ def package_version(package: str) -> str:
     return naming.resolve(package).version or UNKNOWN
 
 
-def variables(package: str, version: "str | None", ci: bool, extra: "Mapping[str, str] | None" = None) -> "dict[str, str]":
+def variables(
+    package: str,
+    version: "str | None",
+    ci: bool,
+    extra: "Mapping[str, str] | None" = None,
+    *,
+    interface: "str | None" = None,
+) -> "dict[str, str]":
     """Every template variable for one ping: platform facts, package, version, ci, author values.
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for
     ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
-    :func:`scarf_autoping.naming.resolve`.
+    :func:`scarf_autoping.naming.resolve`. ``interface``: the host's (see :func:`interface`);
+    ``None``: this process's.
     """
     from . import naming
 
     resolved = naming.resolve(package)
     values = platform_facts()
+    if interface is not None:
+        values["interface"] = interface if interface in INTERFACES else UNKNOWN
     values["package"] = clean(resolved.name)
     values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)
     values["ci"] = "true" if ci else "false"

@@ -123,7 +123,8 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
             off, remark = naming.background(job["package"], job.get("version") is not None, os.environ)
             if off is not None:
                 return "disabled", off, None, None
-            values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"))
+            values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"),
+                                     interface=job.get("interface"))
             url = expand(job["template"], values)
             # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
             headers = {"User-Agent": transport.user_agent(), **(job.get("headers") or {})}

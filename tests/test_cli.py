@@ -19,8 +19,11 @@ import pytest
 from helpers import child_env, free_port, make_package, run_child
 
 from scarf_autoping.facts import BUILTIN_NAMES
+from scarf_autoping.machine import normalize_arch
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
+#: This machine's {arch}: platform.machine() normalised (test_author_facts checks the table).
+ARCH = normalize_arch(platform.machine(), 64 if sys.maxsize > 2**32 else 32)
 COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
 ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
 
@@ -83,7 +86,7 @@ def test_facts_json_has_every_builtin_variable():
     values = json.loads(result.stdout)
     assert list(values) == list(BUILTIN_NAMES)
     assert values["python"] == platform.python_version()
-    assert values["arch"] == platform.machine()
+    assert values["arch"] == ARCH and values["machine"] == platform.machine()
     assert values["ci"] == "false"
     assert values["package"] is None and values["version"] is None
 
@@ -104,7 +107,7 @@ def test_preview_prints_the_url_and_sends_nothing(collector, site):
     result = cli("preview", template, "--package", "prev_pkg", "--var", "flavour=gpu", env=child_env(site))
     assert result.returncode == 0, result
     assert result.stdout == (f"{collector.url}/t/prev-pkg/0.3/{platform.system().lower()}"
-                             f"?python={platform.python_version()}&arch={platform.machine()}&flavour=gpu\n")
+                             f"?python={platform.python_version()}&arch={ARCH}&flavour=gpu\n")
     assert collector.settle(0.2) == []
 
 
@@ -341,7 +344,7 @@ def test_init_package_pings_the_collector_and_shows_in_report(tmp_path):
     report = cli("report", "--db", str(db), "--by", "version,platform,python,arch")
     assert report.returncode == 0, report
     row = report.stdout.splitlines()[2].split()
-    assert row == ["3.1.4", platform.system().lower(), platform.python_version(), platform.machine(), "1", "100.0%"]
+    assert row == ["3.1.4", platform.system().lower(), platform.python_version(), ARCH, "1", "100.0%"]
 
 
 # --------------------------------------------------------------------------

@@ -6,10 +6,12 @@ import getpass
 import os
 import platform
 import socket
+import sys
 
 import pytest
 
 from scarf_autoping import facts
+from scarf_autoping.machine import normalize_arch
 
 
 def test_every_builtin_is_a_non_empty_string():
@@ -18,7 +20,8 @@ def test_every_builtin_is_a_non_empty_string():
     assert all(isinstance(v, str) and v.strip() for v in values.values())
     assert values["ci"] == "false"
     assert values["python"] == platform.python_version()
-    assert values["arch"] == platform.machine()
+    assert values["machine"] == platform.machine()
+    assert values["arch"] == normalize_arch(platform.machine(), 64 if sys.maxsize > 2**32 else 32)
 
 
 def test_nothing_personal_is_collected():

@@ -166,8 +166,10 @@ def test_check_fields_accepts_builtins_without_reading_the_database(tmp_path):
         check_fields(tmp_path / "absent.sqlite", ["nope"])
 
 
-_values = st.sampled_from(["1.0", "2.0", "1.10", "linux", "a b", "x&y", "", "ünï"])
-_fields = st.sampled_from(["version", "platform", "python"])
+_values = st.sampled_from(["1.0", "2.0", "1.10", "linux", "a b", "x&y", "", "ünï", "3.12.1", "3.12", "AMD64",
+                          "x86_64", "aarch64"])
+#: arch is normalised and python_minor derived from python: both engines must do it alike.
+_fields = st.sampled_from(["version", "platform", "python", "arch", "python_minor"])
 
 
 @st.composite

@@ -64,10 +64,19 @@ DESCRIPTIONS = {
     "platform": "the platform (`linux`, `macos`, `windows`, ...)",
     "os_version": "the kernel release (the macOS version on macOS)",
     "python": "the Python version (e.g. `3.12.3`)",
+    "python_minor": "the Python version without its patch level (e.g. `3.12`)",
     "python_implementation": "the Python implementation (e.g. `CPython`)",
+    "free_threaded": "whether Python is a free-threaded build (`true`/`false`)",
     "arch": "the CPU architecture (e.g. `x86_64`, `arm64`)",
+    "machine": "the CPU architecture as the operating system names it (e.g. `x86_64`, `AMD64`)",
+    "libc": "the C library (`glibc`, `musl` or `unknown`)",
+    "libc_version": "the C library's version (e.g. `2.36`)",
     "distro": "the Linux distribution (e.g. `ubuntu`)",
     "distro_version": "the Linux distribution's version (e.g. `24.04`)",
+    "container": "the kind of container it runs in, if any (`docker`, `podman`, `kubernetes`, `wsl` or `none`; "
+                 "never its name or ID)",
+    "interface": "how Python runs: a Jupyter notebook, an interactive prompt or a script "
+                 "(`jupyter`, `interactive`, `script`)",
     "ci": "whether it runs in continuous integration (`true`/`false`)",
     "autoping_version": "the version of scarf-autoping",
 }

@@ -8,6 +8,11 @@ use it); :func:`load_rows` reads every stored row; :func:`format_table` renders 
 :class:`Report` as plain text. A row's values come from the variables parsed with the
 collector's ``--route`` template, then from its query parameters; when no row has any
 of the requested fields, pings are grouped by their raw path instead.
+
+Two fields are read the way the library writes them today, whatever version sent the
+ping: ``arch`` goes through :func:`~scarf_autoping.machine.normalize_arch` (``AMD64`` and
+``x86_64`` are one row), and ``python_minor`` is derived from ``python`` (``3.12.7`` ->
+``3.12``) for pings that do not carry it. See :func:`field_values`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus
 
 from ..facts import BUILTIN_NAMES
+from ..machine import normalize_arch, python_minor
 from ..policy import normalize
 
 TYPE_CHECKING = False
@@ -75,6 +81,19 @@ def row_values(row: dict[str, object]) -> dict[str, str]:
     if isinstance(variables, dict):
         values.update({str(k): str(v) for k, v in variables.items()})
     return values
+
+
+def field_values(values: dict[str, str]) -> dict[str, str]:
+    """A ping's values as the report groups them: ``arch`` normalised, ``python_minor`` derived.
+
+    The same rules as the SQL in :func:`_field_sql`, row by row, for :func:`adoption`.
+    """
+    out = dict(values)
+    if "arch" in out:
+        out["arch"] = normalize_arch(out["arch"])
+    if "python_minor" not in out and "python" in out:
+        out["python_minor"] = python_minor(out["python"])
+    return out
 
 
 _PEP440 = re.compile(
@@ -139,7 +158,7 @@ def adoption(rows: Iterable[dict[str, object]], fields: Sequence[str] = DEFAULT_
     """Group ``rows`` by ``fields``: counts, shares, newest version first (else most pings first)."""
     fields = tuple(fields)
     rows = list(rows)
-    values = [row_values(row) for row in rows]
+    values = [field_values(row_values(row)) for row in rows]
     by_path = not any(f in v for v in values for f in fields)
     if by_path:
         fields = ("path",)
@@ -263,10 +282,26 @@ def _literal(text: str) -> str:
 def _field_sql(name: str) -> str:
     """SQL for one field of a stored ping: its route variable, else its query parameter, else ``-``.
 
-    The same precedence as :func:`row_values`. A query value is percent-decoded (by the
-    ``unquote_plus`` function registered on the connection) only when it holds ``%`` or
-    ``+``, so the Python call is rare. Where a parameter repeats, the first one counts;
-    parameter names are matched as sent (not percent-decoded).
+    The same precedence as :func:`row_values`, and the same derivations as
+    :func:`field_values` (the ``normalize_arch`` and ``python_minor`` functions registered
+    on the connection, called once per distinct stored combination, not per ping).
+    """
+    value = _carried_sql(name)
+    if name == "python_minor":
+        value = f"COALESCE({value}, python_minor({_carried_sql('python')}))"
+    elif name == "arch":
+        value = f"normalize_arch({value})"
+    fallback = "path" if name == "path" else _literal(MISSING)
+    return f"COALESCE({value}, {fallback})"
+
+
+def _carried_sql(name: str) -> str:
+    """SQL for the value a stored ping carries for ``name`` (NULL when none): variable, else parameter.
+
+    A query value is percent-decoded (by the ``unquote_plus`` function registered on the
+    connection) only when it holds ``%`` or ``+``, so the Python call is rare. Where a
+    parameter repeats, the first one counts; parameter names are matched as sent (not
+    percent-decoded).
     """
     path = _literal(f'$."{name}"')
     var = f"CASE WHEN json_valid(variables) THEN CAST(json_extract(variables, {path}) AS TEXT) END"
@@ -277,12 +312,19 @@ def _field_sql(name: str) -> str:
     param = (f"CASE WHEN instr({amp}, {needle}) > 0 THEN "
              f"(CASE WHEN {raw} GLOB '*[%+]*' THEN unquote_plus({raw}) ELSE {raw} END) "
              f"WHEN instr({amp}, {_literal(f'&{name}&')}) > 0 THEN '' END")
-    fallback = "path" if name == "path" else _literal(MISSING)
-    return f"COALESCE({var}, {param}, {fallback})"
+    return f"COALESCE({var}, {param})"
 
 
 def _unquote(value: object) -> object:
     return unquote_plus(value) if isinstance(value, str) else value
+
+
+def _sql_arch(value: object) -> object:
+    return None if value is None else normalize_arch(str(value))
+
+
+def _sql_minor(value: object) -> object:
+    return None if value is None else python_minor(str(value))
 
 
 class PingData:
@@ -326,6 +368,8 @@ class PingData:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         connection.create_function("unquote_plus", 1, _unquote, deterministic=True)
+        connection.create_function("normalize_arch", 1, _sql_arch, deterministic=True)
+        connection.create_function("python_minor", 1, _sql_minor, deterministic=True)
         return connection
 
     def close(self) -> None:

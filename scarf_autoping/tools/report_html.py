@@ -39,14 +39,25 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
 
-#: The share charts, in page order: field and heading.
+#: The share charts, in page order: field and heading. Python is charted by minor version
+#: (derived from ``python`` for pings that do not carry ``python_minor``); architectures
+#: are merged under their normal names; the distribution chart counts Linux pings only.
 SHARE_CHARTS = (
     ("version", "Share by version"),
-    ("python", "Share by Python version"),
+    ("python_minor", "Share by Python version"),
     ("platform", "Share by platform"),
     ("arch", "Share by architecture"),
     ("distro", "Share by Linux distribution"),
 )
+
+#: The chart's id where it is not ``share-<field>`` (the Python chart kept its anchor).
+_CHART_IDS = {"python_minor": "share-python"}
+
+#: What a ping lacked when it is counted as ``-`` in a chart.
+_CARRIED = {"python_minor": "python (nor python_minor)"}
+
+#: Versions sort newest first in their chart, not by count.
+_VERSION_FIELDS = ("version", "python_minor")
 
 #: Bars per share chart; the rest are summed as "other".
 TOP = 12
@@ -131,7 +142,7 @@ def _top(counts: dict[str, int], field: str, limit: int) -> tuple[list[tuple[str
     pings in the rest and how many categories the rest holds."""
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     shown, rest = ranked[:limit], ranked[limit:]
-    if field == "version":
+    if field in _VERSION_FIELDS:
         shown.sort(key=lambda item: version_key(item[0]), reverse=True)
     return shown, sum(n for _, n in rest), len(rest)
 
@@ -174,8 +185,54 @@ def _bars(chart_id: str, title: str, rows: list[tuple[str, int, str]], total: in
     return "".join(out)
 
 
+def _is_linux(platform: str, system: str) -> bool | None:
+    """Whether a ping came from Linux, by its ``platform`` (else its ``os``); None when it carried neither."""
+    if platform != MISSING:
+        return platform.strip().lower() == "linux"
+    if system != MISSING:
+        return system.strip().lower() == "linux"
+    return None
+
+
+def _linux_distros(data: PingData, total: int) -> tuple[dict[str, int], int, str, bool]:
+    """The distribution counts of the Linux pings, their total, a note saying what was left out, and
+    whether only Linux pings are counted.
+
+    A distribution only means something on Linux: macOS and Windows pings say ``unknown``
+    and would drown the chart. When no ping says its platform (nor its ``os``), none can
+    be told apart, and every ping is counted (the note says so).
+    """
+    counts: dict[str, int] = {}
+    other = unsaid = 0
+    for (platform, system, distro), n in data.counts(("platform", "os", "distro")).items():
+        linux = _is_linux(platform, system)
+        if linux:
+            counts[distro] = counts.get(distro, 0) + n
+        elif linux is None:
+            unsaid += n
+        else:
+            other += n
+    if unsaid == total:
+        return ({key[0]: n for key, n in data.counts(("distro",)).items()}, total,
+                "No ping carried its platform (nor os), so Linux pings cannot be told apart: every ping is counted.",
+                False)
+    linux_total = total - other - unsaid
+    note = f"Linux pings only: {_count(linux_total)} of {_count(total)} ping(s) came from Linux"
+    left = [f"{_count(other)} from other platforms"] if other else []
+    if unsaid:
+        left.append(f"{_count(unsaid)} that carried neither platform nor os")
+    note += ("; left out: " + " and ".join(left) + ".") if left else "."
+    return counts, linux_total, note, True
+
+
 def _share_section(data: PingData, field: str, heading: str, total: int) -> str:
-    if field == "version" and len(data.counts(("package",))) > 1:
+    scope = ""
+    if field == "distro":
+        counts, total, scope, linux_only = _linux_distros(data, total)
+        if linux_only:
+            heading += " (Linux pings only)"
+        shown, rest, rest_groups = _top(counts, field, TOP)
+    elif field == "version" and len(data.counts(("package",))) > 1:
         # Several packages: a version means nothing without its package.
         pairs = data.counts(("package", "version"))
         counts = {f"{p} {v}": n for (p, v), n in pairs.items()}
@@ -190,17 +247,19 @@ def _share_section(data: PingData, field: str, heading: str, total: int) -> str:
     rows = [(label, n, f"s{i % len(_PALETTE)}") for i, (label, n) in enumerate(shown)]
     if rest:
         rows.append((OTHER, rest, "so"))
-    note = (f'<p class="note">The {len(shown)} largest of {len(counts)} values are shown; the other {rest_groups} '
-            f"are summed as “{OTHER}”.</p>") if rest else ""
+    note = f'<p class="note">{_e(scope)}</p>' if scope else ""
+    if rest:
+        note += (f'<p class="note">The {len(shown)} largest of {len(counts)} values are shown; the other '
+                 f"{rest_groups} are summed as “{OTHER}”.</p>")
     missing = counts.get(MISSING, 0)
     if missing:
-        note += (f'<p class="note">“{MISSING}”: {_count(missing)} ping(s) did not carry {field} (the route or the '
-                 "query has no such variable).</p>")
+        note += (f'<p class="note">“{MISSING}”: {_count(missing)} ping(s) did not carry {_CARRIED.get(field, field)} '
+                 "(the route or the query has no such variable).</p>")
     table = _table(
         [field, "pings", "share"],
         [[label, _count(n), _share(n, total)] for label, n, _ in rows],
     )
-    chart_id = f"share-{field.split()[-1]}"
+    chart_id = _CHART_IDS.get(field, f"share-{field.split()[-1]}")
     return (f'<section id="{chart_id}-section"><h2>{_e(heading)}</h2><figure>'
             f"{_bars(chart_id, heading, rows, total)}<figcaption>{_e(heading)}: {len(rows)} bar(s), "
             f"{_count(total)} ping(s) in all; the numbers are in the table below.</figcaption></figure>"
@@ -371,7 +430,7 @@ def render(db: str | Path, fields: Sequence[str] | None = None, *, package: str 
     """The page for ``db`` with the same filters as the text report; returns (html, pings)."""
     wanted = tuple(REPORT_FIELDS if fields is None else fields)
     check_fields(db, wanted)
-    chart_fields = tuple(f for f, _ in SHARE_CHARTS)
+    chart_fields = (*(f for f, _ in SHARE_CHARTS), "os")  # os: which pings are Linux, when platform is missing
     with PingData(db, (*chart_fields, *wanted), package=package, since=since, by_day=True) as data:
         total = data.total
         filters = [f"--package {package}" if package else "all packages",
