@@ -230,6 +230,7 @@ def _ensure_thread() -> bool:
 def _run(left: "object", wake: "object", lock: "object") -> None:
     global _running, _hurry, _tid, _worker_ident
     try:
+        _block_signals()
         with lock:  # type: ignore[attr-defined]
             _tid = _get_native_id() if _get_native_id is not None else None
             _worker_ident = _thread.get_ident()
@@ -272,6 +273,22 @@ def _run(left: "object", wake: "object", lock: "object") -> None:
         except BaseException:  # noqa: BLE001
             pass
         left.release()  # type: ignore[attr-defined]
+
+
+def _block_signals() -> None:
+    """Block every signal on this thread, first thing: the host's signals are the host's.
+
+    The kernel delivers a signal for the process to any thread that does not block it: a
+    host that blocks one on its own threads around a critical section (to take it later
+    with ``sigwait``, or to be interrupted only outside it) would otherwise have it
+    delivered here, and die of it or run its handler inside that section.
+    """
+    try:
+        import _signal  # built in, and already imported by the interpreter: no import cost
+
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+    except (ImportError, AttributeError, OSError, ValueError):  # no pthread_sigmask (Windows)
+        pass
 
 
 def _until_next_retry() -> "float | None":
