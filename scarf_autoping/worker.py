@@ -75,8 +75,47 @@ SENDER_SLACK = 2.0
 _allocate_lock, _start_new_thread = host.thread_primitives()
 _get_native_id = getattr(_thread, "get_native_id", None)
 
+
+def _real_rlock() -> "Callable[[], object]":
+    """``_thread.RLock`` as CPython made it (green patching undone, as for the other primitives)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        try:
+            return monkey.get_original("_thread", "RLock")
+        except Exception:  # noqa: BLE001
+            pass
+    return _thread.RLock
+
+
+class _StateLock:
+    """The engine's state lock: a real, re-entrant lock.
+
+    Re-entrant: a signal handler runs on the main thread between any two bytecodes, also
+    while that thread holds this lock in :func:`submit`, and a handler that calls
+    ``autoping()`` must not deadlock on it. A C ``RLock`` takes ownership atomically, so
+    there is no moment at which the owner holds it without being recognised as the owner.
+    Wrapped in an object without ``__dict__``: ``eventlet.monkey_patch()`` replaces every
+    ``RLock`` it finds in a module's globals with a green one (its lock would then block a
+    raw thread on the hub, and our thread would keep the old one), but it does not look
+    inside slots.
+    """
+
+    __slots__ = ("acquire", "release")
+
+    def __init__(self) -> None:
+        rlock = _real_rlock()()
+        self.acquire = rlock.acquire  # type: ignore[attr-defined]
+        self.release = rlock.release  # type: ignore[attr-defined]
+
+    def __enter__(self) -> bool:
+        return self.acquire()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 #: Guards all the state below. Held only for list and flag updates, never across I/O.
-_lock = _allocate_lock()
+_lock = _StateLock()
 #: Held while nothing happens; released to wake the thread (deferral over, work, stop).
 _wake = _allocate_lock()
 _wake.acquire()
@@ -209,9 +248,14 @@ def _ensure_thread() -> bool:
     global _running, _stop, _hurry, _deadline, _left, _tid
     if _running:
         return True
+    if _fork_owner is not None and _fork_owner == _thread.get_ident():
+        return False  # a signal handler inside a fork's hooks: no thread may start mid-fork
+    # Marked running before any call: a signal handler that submits from here on (the
+    # lock is re-entrant) finds the thread starting and leaves its job to it.
+    _running = True
     left = _allocate_lock()
     left.acquire()
-    _running, _stop, _hurry, _left, _tid = True, False, False, left, None
+    _stop, _hurry, _left, _tid = False, False, left, None
     _deadline = time.monotonic() + DEFERRAL
     try:
         # The thread gets its own references to the locks it waits on: interpreter
@@ -847,7 +891,7 @@ def _after_fork_child() -> None:
         _close(sender.fd)
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
     _face._registry_lock = _face.RLock()
-    _lock = _allocate_lock()
+    _lock = _StateLock()
     _wake = _allocate_lock()
     _wake.acquire()
     _import_lock = _allocate_lock()
