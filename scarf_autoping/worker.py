@@ -162,18 +162,28 @@ class Job:
 
 
 class _Sender:
-    """A detached sender the thread waits on: its pid, result pipe and jobs."""
+    """A detached sender the thread waits on: its pid, result pipe and jobs.
 
-    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "reaped")
+    ``pipe`` is the result pipe's identity (device and inode): the descriptor number is
+    only ours for as long as it still names that pipe (see :func:`_ours`); ``fd`` is -1
+    once it no longer does.
+    """
 
-    def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float) -> None:
+    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "pipe", "reaped")
+
+    def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float, pipe: "tuple[int, int]") -> None:
         self.pid = pid
         self.fd = fd
         self.jobs = jobs
         self.deadline = deadline
+        self.pipe = pipe
         self.buffer = b""
         self.eof = False
         self.reaped = False
+
+
+#: Why a ping is handed over when the host closed the pipe its sender reports through.
+UNKNOWN = "sent by a detached process; its outcome is unknown (the host closed the descriptor it reported through)"
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
@@ -362,16 +372,19 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     if pipe is None:
         return None
     read_end, write_end = pipe
+    identity = _pipe_identity(read_end)
+    if identity is None:  # cannot happen to a pipe just made; never trust what cannot be checked
+        return None
     now = time.monotonic()
     for job in jobs:
         job.started = now
     pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=True)
-    _close(write_end)
+    _close_pipe(write_end, identity)
     if pid is None:
-        _close(read_end)
+        _close_pipe(read_end, identity)
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
-    sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
+    sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0, identity)
     sender.reaped = spawn.orphans()  # what started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
@@ -429,7 +442,14 @@ def _read(sender: "_Sender", wait: float = -1) -> None:
 
 
 def _read_locked(sender: "_Sender") -> None:
+    lost = False
     while not sender.eof:
+        if not _ours(sender):
+            # The host has closed our descriptor (os.closerange), and the number may name
+            # its own pipe or file now: never read it (that would take the host's data, or
+            # block), never close it. The sender was started: its outcome cannot be known.
+            sender.fd, sender.eof, lost = -1, True, True
+            break
         try:
             chunk = _posix.read(sender.fd, 65536)
         except BlockingIOError:
@@ -456,6 +476,11 @@ def _read_locked(sender: "_Sender") -> None:
             except ValueError:
                 again = None
             _outcome(job, status, fields[2] or None, fields[3] or None, again)
+    if lost:
+        for index, job in enumerate(sender.jobs):
+            if job is not None:
+                sender.jobs[index] = None  # type: ignore[call-overload]
+                _settle(job, "handed-over", UNKNOWN)
 
 
 def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", again: "float | None") -> None:
@@ -486,7 +511,7 @@ def _finish(sender: "_Sender", reason: str) -> None:
         if job is not None:
             _settle(job, "failed", reason)
     sender.jobs = []
-    _close(sender.fd)
+    _close_ours(sender)
     with _lock:
         if sender in _senders:
             _senders.remove(sender)
@@ -535,6 +560,46 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _pipe_identity(fd: int) -> "tuple[int, int] | None":
+    """``(device, inode)`` of the pipe ``fd`` names; None if it names no pipe (or nothing)."""
+    try:
+        st = _posix.fstat(fd)
+    except (OSError, ValueError):
+        return None
+    if st.st_mode & 0o170000 != 0o010000:  # not S_IFIFO
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _ours(sender: "_Sender") -> bool:
+    """Whether ``sender.fd`` still is the read end of the pipe made for it, non-blocking.
+
+    Checked before every read and close: a host may close every descriptor above 2
+    (daemonising, after a fork) and reuse the numbers for its own pipes and files. A
+    descriptor that fails the check is the host's: never read, closed or waited on.
+    """
+    fd = sender.fd
+    if fd < 0:
+        return False
+    try:
+        return _pipe_identity(fd) == sender.pipe and not _posix.get_blocking(fd)
+    except (OSError, ValueError):
+        return False
+
+
+def _close_ours(sender: "_Sender") -> None:
+    """Close ``sender``'s read end if it still is ours; forget it either way."""
+    if _ours(sender):
+        _close(sender.fd)
+    sender.fd = -1
+
+
+def _close_pipe(fd: int, identity: "tuple[int, int]") -> None:
+    """Close an end of the pipe ``identity`` names, if ``fd`` still is that pipe."""
+    if _pipe_identity(fd) == identity:
+        _close(fd)
 
 
 def _warm_up() -> None:
@@ -888,7 +953,7 @@ def _after_fork_child() -> None:
     inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
     inherited += [job.ping for _, job in _later if job.ping not in inherited]
     for sender in _senders:
-        _close(sender.fd)
+        _close_ours(sender)  # this process's copy; the host may have reused the number before the fork
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
     _face._registry_lock = _face.RLock()
     _lock = _StateLock()
