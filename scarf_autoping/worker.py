@@ -65,6 +65,11 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFERRAL = 1.0
 #: Seconds between two looks at a sender's result pipe while one is out.
 POLL = 0.02
+#: The same while the only senders out are ones that retry for as long as we live (a fork
+#: handed them a retrying ping): they may be out for hours, and report once.
+LOOP_POLL = 0.25
+#: The deadline of a sender that retries for as long as we live: none.
+FOREVER = float("inf")
 #: The most a fork waits for our idle thread to stop.
 STOP_WAIT = 0.5
 #: The most a fork waits for a thread that is sending from the host to finish importing.
@@ -313,7 +318,7 @@ def _run(left: "object", wake: "object", lock: "object") -> None:
             if _senders:
                 _poll_senders()
             with lock:  # type: ignore[attr-defined]
-                nap = None if _queue or _stop else POLL if _senders else _until_next_retry()
+                nap = None if _queue or _stop else _until_next_look()
             if nap:
                 # Between retries: on a lock, the GIL released, for as long as there is to wait.
                 wake.acquire(True, nap)  # type: ignore[attr-defined]
@@ -345,6 +350,16 @@ def _block_signals() -> None:
         pass
 
 
+def _until_next_look() -> "float | None":
+    """Seconds the thread naps before it looks again (caller holds ``_lock``), None: no nap."""
+    if any(sender.deadline != FOREVER for sender in _senders):
+        return POLL
+    nap = _until_next_retry()
+    if _senders:  # only senders that retry for as long as this process lives
+        nap = LOOP_POLL if nap is None else min(nap, LOOP_POLL)
+    return nap
+
+
 def _until_next_retry() -> "float | None":
     """Seconds until the earliest retry is due (caller holds ``_lock``), None if none."""
     if not _later:
@@ -362,11 +377,15 @@ def _dispatch(batch: "list[Job]") -> None:
         _send_here(job)
 
 
-def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
+def _start_sender(
+    jobs: "list[Job]", *, delay: float, specs: "list[dict] | None" = None, loop: bool = False
+) -> "_Sender | None":
     """A detached sender for ``jobs`` that reports back through a pipe; None if none started.
 
     It is not our child (see :func:`scarf_autoping.spawn.spawn`): a host that waits for its
     own children, or forks while it is out, never meets it. Its end is the pipe's end.
+    ``specs``: what it is given for ``jobs`` (default: their own). ``loop``: it retries
+    for as long as this process lives, so it has no deadline of ours either.
     """
     pipe = spawn.result_pipe()
     if pipe is None:
@@ -378,13 +397,15 @@ def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
     now = time.monotonic()
     for job in jobs:
         job.started = now
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=True)
+    pid = spawn.spawn([job.spec for job in jobs] if specs is None else specs, delay=delay, result_fd=write_end,
+                      orphan=True, loop=loop)
     _close_pipe(write_end, identity)
     if pid is None:
         _close_pipe(read_end, identity)
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
-    sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0, identity)
+    deadline = FOREVER if loop else now + delay + longest + SENDER_SLACK + 3.0
+    sender = _Sender(pid, read_end, jobs, deadline, identity)
     sender.reaped = spawn.orphans()  # what started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
@@ -924,13 +945,14 @@ def _after_fork_parent() -> None:
             queued = [job for job in queued if job not in detached]
         # A ping that retries (or waits to): a sender that sleeps until it is due and goes
         # on retrying for as long as this process lives (no thread of ours will be here).
+        # The ping stays unsettled: the sender reports through a pipe like any other, read
+        # whenever our thread runs again, so Ping.wait() says True once it is delivered.
+        # At exit it is handed over (the sender goes on).
         later += [(now + remaining, job) for job in queued if job.detach and job.retry_interval]
         queued = [job for job in queued if not (job.detach and job.retry_interval)]
         waiting = [job for _, job in later if job.detach]
         specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
-        if waiting and spawn.spawn(specs, orphan=True, loop=True) is not None:
-            for job in waiting:
-                _resolve(job, "handed-over", "a detached process retries it for as long as this process lives")
+        if waiting and _start_sender(waiting, delay=0.0, specs=specs, loop=True) is not None:
             later = [(when, job) for when, job in later if not job.detach]
         if queued or later:
             # Only a ping that must be sent from the host restarts the thread here.
