@@ -530,7 +530,12 @@ def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", a
 def _finish(sender: "_Sender", reason: str) -> None:
     for job in sender.jobs:
         if job is not None:
-            _settle(job, "failed", reason)
+            if job.retry_interval:
+                # Started, and it never said (it crashed, or was stuck past its deadline in a
+                # name lookup: the network is not up yet). Exactly what retries are for.
+                _outcome(job, "failed", reason, None, 0.0)
+            else:
+                _settle(job, "failed", reason)
     sender.jobs = []
     _close_ours(sender)
     with _lock:

@@ -237,8 +237,12 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
         (tmp_path / script).write_text(text)
     host = tmp_path / "host.py"
     host.write_text("import json, time\nimport pkg_dns\n"
+                    "deadline = time.monotonic() + 40\n"
+                    "while pkg_dns.PING.status == 'pending' and time.monotonic() < deadline:\n"
+                    "    time.sleep(0.02)\n"
+                    "first = [pkg_dns.PING.status, pkg_dns.PING.reason]\n"
                     "sent = pkg_dns.PING.wait(40)\n"
-                    "print(json.dumps([sent, pkg_dns.PING.status, pkg_dns.PING.reason, pkg_dns.PING.attempts]))\n")
+                    "print(json.dumps([first, sent, pkg_dns.PING.status, pkg_dns.PING.attempts]))\n")
     got, dns_ready, http_ready = tmp_path / "requests.txt", tmp_path / "dns.ready", tmp_path / "http.ready"
     py = sys.executable
     script = textwrap.dedent(f"""\
@@ -261,10 +265,40 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the host hung (expected about 10 s): {exc.stdout!r} {exc.stderr!r}", pytrace=False)
     assert (proc.returncode, proc.stderr) == (0, ""), proc
-    sent, status, _reason, attempts = json.loads(proc.stdout)
+    first, sent, status, attempts = json.loads(proc.stdout)
+    assert first[0] == "retrying" and first[1].startswith("timed out"), proc  # the sender said so
     assert [sent, status] == [True, "sent"], proc
     assert attempts >= 2, proc  # the lookup that hung, then the one that resolved
     assert got.read_text().splitlines() == ["/t/pkg-dns"], proc
+
+
+def test_a_sender_that_ends_without_a_result_is_retried(site):
+    """A sender killed while out (the OOM killer, a container's cleanup) says nothing: with
+    retry_interval, that is retried like a failure of the network, not settled for good."""
+    server = Collector("delay:2")
+    try:
+        autoping_package(site, "pkg_killed", server.url + "/t/{package}", args="retry_interval=1")
+        code = """\
+            import ctypes, glob, json, os, signal, time
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the orphaned sender is ours to kill
+            import pkg_killed
+            PING = pkg_killed.PING
+            PING.wait(0)             # the sender starts; the server answers each request at 2 s
+            time.sleep(1.0)
+            killed = []
+            for name in glob.glob("/proc/self/task/*/children"):
+                for pid in open(name).read().split():
+                    os.kill(int(pid), signal.SIGKILL)
+                    os.waitpid(int(pid), 0)
+                    killed.append(pid)
+            sent = PING.wait(20)
+            print(json.dumps([len(killed), sent, PING.status, PING.attempts]))
+        """
+        child = run_host(code, child_env(site))
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [1, True, "sent", 2], child
+    finally:
+        server.close()
 
 
 # --- item 14: a retrying ping handed to a sender at a fork --------------------------------
