@@ -81,39 +81,65 @@ _allocate_lock, _start_new_thread = host.thread_primitives()
 _get_native_id = getattr(_thread, "get_native_id", None)
 
 
-def _real_rlock() -> "Callable[[], object]":
-    """``_thread.RLock`` as CPython made it (green patching undone, as for the other primitives)."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        try:
-            return monkey.get_original("_thread", "RLock")
-        except Exception:  # noqa: BLE001
-            pass
-    return _thread.RLock
-
-
 class _StateLock:
-    """The engine's state lock: a real, re-entrant lock.
+    """The engine's state lock: a real lock that a thread never waits on while it holds it.
 
-    Re-entrant: a signal handler runs on the main thread between any two bytecodes, also
-    while that thread holds this lock in :func:`submit`, and a handler that calls
-    ``autoping()`` must not deadlock on it. A C ``RLock`` takes ownership atomically, so
-    there is no moment at which the owner holds it without being recognised as the owner.
-    Wrapped in an object without ``__dict__``: ``eventlet.monkey_patch()`` replaces every
-    ``RLock`` it finds in a module's globals with a green one (its lock would then block a
-    raw thread on the hub, and our thread would keep the old one), but it does not look
-    inside slots.
+    A signal handler runs on the main thread between any two bytecodes, also while that
+    thread holds this lock or waits for it (in :func:`submit`, ``Ping.wait()``, at exit).
+    A handler that calls ``autoping()`` then must not wait for the lock its own thread
+    holds: each thread's entries are counted (before it waits, until after it has let go),
+    :meth:`held_here` says so, and :func:`submit` and :func:`hurry` leave their work in
+    :data:`_inbox`, done by that thread as soon as it lets go.
+
+    Not a re-entrant ``RLock``: ``eventlet.monkey_patch()`` run after our import replaces
+    every ``RLock`` it finds with a green one and writes "RLock(s) were not greened" to
+    the host's stderr for one it cannot replace. A plain lock from the unpatched
+    ``_thread`` is left alone.
     """
 
-    __slots__ = ("acquire", "release")
+    __slots__ = ("_depth", "_ident", "_lock")
 
     def __init__(self) -> None:
-        rlock = _real_rlock()()
-        self.acquire = rlock.acquire  # type: ignore[attr-defined]
-        self.release = rlock.release  # type: ignore[attr-defined]
+        self._lock = _allocate_lock()
+        self._ident = _thread.get_ident  # its own reference: finalization clears module globals
+        self._depth: dict[int, int] = {}  # thread: how many times it is in (one, but for a handler)
+
+    def held_here(self) -> bool:
+        """Whether the current thread holds the lock or is waiting for it (a handler's view)."""
+        return self._ident() in self._depth
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = self._ident()
+        depth = self._depth
+        depth[me] = depth.get(me, 0) + 1  # before the wait: a handler inside it must not wait too
+        got = False
+        try:
+            got = self._lock.acquire(blocking, timeout)  # type: ignore[attr-defined]
+        finally:
+            if not got:
+                self._leave(me)
+        return got
+
+    def release(self) -> None:
+        me = self._ident()
+        try:
+            self._lock.release()  # type: ignore[attr-defined]
+        finally:
+            out = self._leave(me)  # after the release: a handler before it must not wait
+        if out and _inbox and me != _worker_ident:
+            _drain_inbox()
+
+    def _leave(self, me: int) -> bool:
+        depth = self._depth
+        left = depth.get(me, 1) - 1
+        if left > 0:
+            depth[me] = left
+        else:
+            depth.pop(me, None)
+        return left <= 0
 
     def __enter__(self) -> bool:
-        return self.acquire()  # type: ignore[no-any-return]
+        return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -205,6 +231,9 @@ _tid: "int | None" = None  # the current thread's OS id
 _worker_ident: "int | None" = None  # the current thread's Python id
 _exiting = False
 _atexit_registered = False
+#: Work a signal handler asked for while its thread held (or waited for) ``_lock``: a job
+#: to submit, or None for :func:`hurry`. Done by that thread as it lets go of the lock.
+_inbox: "list[Job | None]" = []
 _warmed = False
 
 
@@ -222,6 +251,9 @@ def submit(job: "Job") -> None:
             import threading  # noqa: F401
         except Exception:  # noqa: BLE001
             pass
+    if _lock.held_here():
+        _inbox.append(job)  # a signal handler on a thread inside our lock: never wait on it
+        return
     with _lock:
         if _fork_dirty:
             _resolve(job, "failed", "forked while the worker was importing; not sent from this child")
@@ -243,12 +275,28 @@ def submit(job: "Job") -> None:
 def hurry() -> None:
     """End the deferral now (``Ping.wait()``); restart the thread if work is left for it."""
     global _hurry
+    if _lock.held_here():
+        _inbox.append(None)  # a signal handler on a thread inside our lock: never wait on it
+        return
     with _lock:
         if _queue or _senders or _later:
             _ensure_thread()
         # Only for a thread that runs: a flag left for the next one would skip its deferral.
         _hurry = _hurry or _running
     _wake_thread()
+
+
+def _drain_inbox() -> None:
+    """Do what signal handlers asked for while this thread held ``_lock`` (it has let go)."""
+    while _inbox:
+        try:
+            job = _inbox.pop(0)
+        except IndexError:  # taken meanwhile
+            return
+        if job is None:
+            hurry()
+        else:
+            submit(job)
 
 
 def _wake_thread() -> None:
@@ -265,12 +313,9 @@ def _ensure_thread() -> bool:
         return True
     if _fork_owner is not None and _fork_owner == _thread.get_ident():
         return False  # a signal handler inside a fork's hooks: no thread may start mid-fork
-    # Marked running before any call: a signal handler that submits from here on (the
-    # lock is re-entrant) finds the thread starting and leaves its job to it.
-    _running = True
     left = _allocate_lock()
     left.acquire()
-    _stop, _hurry, _left, _tid = False, False, left, None
+    _running, _stop, _hurry, _left, _tid = True, False, False, left, None
     _deadline = time.monotonic() + DEFERRAL
     try:
         # The thread gets its own references to the locks it waits on: interpreter
@@ -796,6 +841,8 @@ def flush(timeout: "float | None" = None) -> bool:
     With ``timeout=None`` the bound is the largest ``exit_timeout`` of the pending pings.
     Returns True when everything settled.
     """
+    if _lock.held_here():
+        return False  # a signal handler on a thread inside our lock: nothing can settle meanwhile
     with _lock:
         pings = [job.ping for job in _queue + _busy + _inline] + [job.ping for _, job in _later]
         pings += [job.ping for sender in _senders for job in sender.jobs if job is not None]
@@ -979,6 +1026,7 @@ def _after_fork_child() -> None:
     inherited = [p for p in _face._registry.values() if p.status in ("pending", "retrying")]
     inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
     inherited += [job.ping for _, job in _later if job.ping not in inherited]
+    inherited += [job.ping for job in _inbox if job is not None and job.ping not in inherited]
     for sender in _senders:
         _close_ours(sender)  # this process's copy; the host may have reused the number before the fork
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
@@ -988,7 +1036,7 @@ def _after_fork_child() -> None:
     _wake.acquire()
     _import_lock = _allocate_lock()
     _reading = _allocate_lock()
-    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:]
+    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:], _inbox[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the
