@@ -369,3 +369,45 @@ def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site,
     assert json.loads(child.stdout) == [1, 1, True, True], child
     assert sorted(r.path for r in collector.settle(0.3)) == ["/a/pkg-siga", "/b/pkg-sigb"]
 
+
+
+def test_the_state_lock_forgets_a_wait_that_failed(site):
+    """Error paths of the state lock: a wait that times out, and one a signal handler ends
+    with an exception (Ctrl-C), leave no trace; a thread inside is seen as inside until it
+    has let go."""
+    code = """\
+        import json, signal, threading, time
+        from scarf_autoping import worker
+        lock = worker._StateLock()
+        seen = []
+        holder_in, holder_go = threading.Event(), threading.Event()
+        def hold():
+            with lock:
+                seen.append(lock.held_here())
+                holder_in.set()
+                holder_go.wait(5)
+            seen.append(lock.held_here())
+        t = threading.Thread(target=hold)
+        t.start()
+        holder_in.wait(5)
+        timed_out = lock.acquire(True, 0.05)
+        after_timeout = lock.held_here()
+        def interrupt(*args):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            lock.acquire()
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        after_interrupt = lock.held_here()
+        holder_go.set()
+        t.join(5)
+        with lock:
+            inside = lock.held_here()
+        print(json.dumps([seen, timed_out, after_timeout, interrupted, after_interrupt, inside, lock.held_here()]))
+    """
+    child = run_host(code, child_env(site), timeout=30, expected="well under a second")
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert json.loads(child.stdout) == [[True, False], False, False, True, False, True, False], child
