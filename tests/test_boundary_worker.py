@@ -3,7 +3,8 @@ what a retrying ping becomes when the sender cannot tell or the host forks.
 
 Each case runs a host in a CHILD interpreter that imports a throwaway package with real
 metadata and pings a loopback collector, and each failed against the engine before its
-fix (issue 16, items 2, 3, 6, 14 and 15). Time bounds only catch hangs.
+fix (issue 16, items 2, 3, 6, 14 and 15); the last one tests the new state lock's error
+paths. Time bounds only catch hangs.
 """
 
 from __future__ import annotations
