@@ -192,6 +192,7 @@ import socket, sys, time
 hosts, name, ready = sys.argv[1:4]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 53))
+s.settimeout(120)  # gone on its own if the test's shell could not stop it
 open(ready, "w").close()
 s.recvfrom(4096)
 time.sleep(0.5)
@@ -208,7 +209,8 @@ sys.path.insert(0, sys.argv[1])
 from helpers import Collector
 server = Collector(port=8080)
 open(sys.argv[3], "w").close()
-while True:
+end = time.monotonic() + 120  # gone on its own if the test's shell could not stop it
+while time.monotonic() < end:
     time.sleep(0.05)
     with open(sys.argv[2], "w") as f:
         f.write("".join(r.path + "\\n" for r in list(server.requests)))
@@ -234,6 +236,8 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
     hosts.write_text("127.0.0.1 localhost\n")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")  # no systemd-resolved or mDNS module answering from outside
     for script, text in (("lo_up.py", LO_UP), ("dns.py", SILENT_DNS), ("collector.py", NS_COLLECTOR)):
         (tmp_path / script).write_text(text)
     host = tmp_path / "host.py"
@@ -251,6 +255,12 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
         {py} {tmp_path / 'lo_up.py'}
         mount --bind {resolv} /etc/resolv.conf
         mount --bind {hosts} /etc/hosts
+        mount --bind {nsswitch} /etc/nsswitch.conf
+        for nscd in /run/nscd /var/run/nscd; do  # a name cache daemon would answer from outside
+            if [ -d $nscd ]; then mount -t tmpfs none $nscd; fi
+        done
+        dns= http=
+        trap 'kill $dns $http 2>/dev/null || true' EXIT
         {py} {tmp_path / 'dns.py'} {hosts} {name} {dns_ready} &
         dns=$!
         {py} {tmp_path / 'collector.py'} {Path(__file__).parent} {got} {http_ready} &
@@ -258,7 +268,6 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
         while [ ! -e {dns_ready} ] || [ ! -e {http_ready} ]; do sleep 0.05; done
         {py} {host}
         sleep 0.5
-        kill $dns $http
     """)
     try:
         proc = subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script], env=child_env(site),
