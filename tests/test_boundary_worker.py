@@ -3,8 +3,9 @@ what a retrying ping becomes when the sender cannot tell or the host forks.
 
 Each case runs a host in a CHILD interpreter that imports a throwaway package with real
 metadata and pings a loopback collector, and each failed against the engine before its
-fix (issue 16, items 2, 3, 6, 14 and 15); the last one tests the new state lock's error
-paths. Time bounds only catch hangs.
+fix (issue 16, items 2, 3, 6, 14 and 15), except two that guard the fixes themselves:
+the sender's signal mask, and the new state lock's error paths. Time bounds only catch
+hangs.
 """
 
 from __future__ import annotations
@@ -173,6 +174,32 @@ def test_a_signal_the_host_blocks_is_not_delivered_to_our_thread(site, collector
     assert (child.returncode, child.stderr) == (0, ""), child  # -15: SIGTERM went to our thread
     assert json.loads(child.stdout) == [0, [10, 15], 15, 1, True], child
     assert len(collector.settle(0.3)) == 1
+
+
+def test_a_sender_started_by_our_thread_blocks_no_signal(site):
+    """Our thread blocks every signal, and the sender it starts must not inherit that mask
+    (posix_spawn resets it): a sender deaf to SIGTERM would outlive a container's stop."""
+    server = Collector("delay:2")
+    try:
+        autoping_package(site, "pkg_sigsender", server.url + "/t/{package}")
+        code = """\
+            import ctypes, glob, json, time
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the orphaned sender is ours to see
+            import pkg_sigsender
+            pkg_sigsender.PING.wait(0)   # our thread starts the sender; the server answers at 2 s
+            time.sleep(0.8)
+            masks = []
+            for name in glob.glob("/proc/self/task/*/children"):
+                for pid in open(name).read().split():
+                    with open(f"/proc/{pid}/status") as f:
+                        masks += [line.split()[1] for line in f if line.startswith("SigBlk:")]
+            print(json.dumps([masks, pkg_sigsender.PING.wait(10)]))
+        """
+        child = run_host(code, child_env(site))
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [["0000000000000000"], True], child
+    finally:
+        server.close()
 
 
 # --- item 6: a resolver that never answers --------------------------------------------
