@@ -94,7 +94,7 @@ class Ping:
         """
         done = self._done
         if done is not None:
-            if self.status == "pending":
+            if self.status in ("pending", "retrying"):  # retrying: its sender's outcome is read by our thread
                 from . import worker
 
                 worker.hurry()

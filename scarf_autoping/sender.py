@@ -41,12 +41,22 @@ import sys
 
 #: Seconds allowed beyond ``delay`` and the ping's ``timeout`` for start-up and imports.
 GRACE = 2.0
+#: The reason given for a job still out at the deadline (the ``timeout`` does not bound
+#: name resolution): a failure to try again, as the network may not be up yet.
+TIMED_OUT = "timed out: no outcome before the sender's deadline (a name lookup that never answered?)"
+
+#: The jobs already reported (index: who reported it): each once, by its own thread or,
+#: at the deadline, by the main thread (``dict.setdefault`` is one atomic step).
+_reported: "dict[int, object]" = {}
 
 
 def _report(
     fd: "int | None", index: int, status: str, reason: "str | None", url: "str | None", retry: "float | None"
 ) -> None:
     if fd is None:
+        return
+    me = object()
+    if _reported.setdefault(index, me) is not me:
         return
     # One write of at most PIPE_BUF (4096) bytes is atomic: lines of concurrent jobs never
     # interleave. A longer reason or URL is cut, so the line keeps its five fields.
@@ -215,7 +225,9 @@ def main(argv: "list[str]") -> None:
             # The main thread only waits: a job stuck in DNS cannot hold the process past the
             # deadline. A sender that retries for a living host has no deadline but its host.
             retrying = loop and any(job.get("retry_interval") for job in jobs)
-            done.acquire(timeout=-1 if retrying else max(0.0, deadline - time.monotonic()))
+            if not done.acquire(timeout=-1 if retrying else max(0.0, deadline - time.monotonic())):
+                for index in range(len(jobs)):  # those still out; the others were reported
+                    _report(fd, index, "failed", TIMED_OUT, None, 0.0)
     except BaseException:  # noqa: BLE001 - the sender is silent and always exits 0
         pass
     os._exit(0)

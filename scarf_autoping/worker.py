@@ -65,6 +65,11 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFERRAL = 1.0
 #: Seconds between two looks at a sender's result pipe while one is out.
 POLL = 0.02
+#: The same while the only senders out are ones that retry for as long as we live (a fork
+#: handed them a retrying ping): they may be out for hours, and report once.
+LOOP_POLL = 0.25
+#: The deadline of a sender that retries for as long as we live: none.
+FOREVER = float("inf")
 #: The most a fork waits for our idle thread to stop.
 STOP_WAIT = 0.5
 #: The most a fork waits for a thread that is sending from the host to finish importing.
@@ -75,8 +80,73 @@ SENDER_SLACK = 2.0
 _allocate_lock, _start_new_thread = host.thread_primitives()
 _get_native_id = getattr(_thread, "get_native_id", None)
 
+
+class _StateLock:
+    """The engine's state lock: a real lock that a thread never waits on while it holds it.
+
+    A signal handler runs on the main thread between any two bytecodes, also while that
+    thread holds this lock or waits for it (in :func:`submit`, ``Ping.wait()``, at exit).
+    A handler that calls ``autoping()`` then must not wait for the lock its own thread
+    holds: each thread's entries are counted (before it waits, until after it has let go),
+    :meth:`held_here` says so, and :func:`submit` and :func:`hurry` leave their work in
+    :data:`_inbox`, done by that thread as soon as it lets go.
+
+    Not a re-entrant ``RLock``: ``eventlet.monkey_patch()`` run after our import replaces
+    every ``RLock`` it finds with a green one and writes "RLock(s) were not greened" to
+    the host's stderr for one it cannot replace. A plain lock from the unpatched
+    ``_thread`` is left alone.
+    """
+
+    __slots__ = ("_depth", "_ident", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._ident = _thread.get_ident  # its own reference: finalization clears module globals
+        self._depth: dict[int, int] = {}  # thread: how many times it is in (one, but for a handler)
+
+    def held_here(self) -> bool:
+        """Whether the current thread holds the lock or is waiting for it (a handler's view)."""
+        return self._ident() in self._depth
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = self._ident()
+        depth = self._depth
+        depth[me] = depth.get(me, 0) + 1  # before the wait: a handler inside it must not wait too
+        got = False
+        try:
+            got = self._lock.acquire(blocking, timeout)  # type: ignore[attr-defined]
+        finally:
+            if not got:
+                self._leave(me)
+        return got
+
+    def release(self) -> None:
+        me = self._ident()
+        try:
+            self._lock.release()  # type: ignore[attr-defined]
+        finally:
+            out = self._leave(me)  # after the release: a handler before it must not wait
+        if out and _inbox and me != _worker_ident:
+            _drain_inbox()
+
+    def _leave(self, me: int) -> bool:
+        depth = self._depth
+        left = depth.get(me, 1) - 1
+        if left > 0:
+            depth[me] = left
+        else:
+            depth.pop(me, None)
+        return left <= 0
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 #: Guards all the state below. Held only for list and flag updates, never across I/O.
-_lock = _allocate_lock()
+_lock = _StateLock()
 #: Held while nothing happens; released to wake the thread (deferral over, work, stop).
 _wake = _allocate_lock()
 _wake.acquire()
@@ -123,18 +193,28 @@ class Job:
 
 
 class _Sender:
-    """A detached sender the thread waits on: its pid, result pipe and jobs."""
+    """A detached sender the thread waits on: its pid, result pipe and jobs.
 
-    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "reaped")
+    ``pipe`` is the result pipe's identity (device and inode): the descriptor number is
+    only ours for as long as it still names that pipe (see :func:`_ours`); ``fd`` is -1
+    once it no longer does.
+    """
 
-    def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float) -> None:
+    __slots__ = ("buffer", "deadline", "eof", "fd", "jobs", "pid", "pipe", "reaped")
+
+    def __init__(self, pid: int, fd: int, jobs: "list[Job]", deadline: float, pipe: "tuple[int, int]") -> None:
         self.pid = pid
         self.fd = fd
         self.jobs = jobs
         self.deadline = deadline
+        self.pipe = pipe
         self.buffer = b""
         self.eof = False
         self.reaped = False
+
+
+#: Why a ping is handed over when the host closed the pipe its sender reports through.
+UNKNOWN = "sent by a detached process; its outcome is unknown (the host closed the descriptor it reported through)"
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
@@ -151,6 +231,9 @@ _tid: "int | None" = None  # the current thread's OS id
 _worker_ident: "int | None" = None  # the current thread's Python id
 _exiting = False
 _atexit_registered = False
+#: Work a signal handler asked for while its thread held (or waited for) ``_lock``: a job
+#: to submit, or None for :func:`hurry`. Done by that thread as it lets go of the lock.
+_inbox: "list[Job | None]" = []
 _warmed = False
 
 
@@ -168,6 +251,9 @@ def submit(job: "Job") -> None:
             import threading  # noqa: F401
         except Exception:  # noqa: BLE001
             pass
+    if _lock.held_here():
+        _inbox.append(job)  # a signal handler on a thread inside our lock: never wait on it
+        return
     with _lock:
         if _fork_dirty:
             _resolve(job, "failed", "forked while the worker was importing; not sent from this child")
@@ -189,12 +275,28 @@ def submit(job: "Job") -> None:
 def hurry() -> None:
     """End the deferral now (``Ping.wait()``); restart the thread if work is left for it."""
     global _hurry
+    if _lock.held_here():
+        _inbox.append(None)  # a signal handler on a thread inside our lock: never wait on it
+        return
     with _lock:
         if _queue or _senders or _later:
             _ensure_thread()
         # Only for a thread that runs: a flag left for the next one would skip its deferral.
         _hurry = _hurry or _running
     _wake_thread()
+
+
+def _drain_inbox() -> None:
+    """Do what signal handlers asked for while this thread held ``_lock`` (it has let go)."""
+    while _inbox:
+        try:
+            job = _inbox.pop(0)
+        except IndexError:  # taken meanwhile
+            return
+        if job is None:
+            hurry()
+        else:
+            submit(job)
 
 
 def _wake_thread() -> None:
@@ -209,6 +311,8 @@ def _ensure_thread() -> bool:
     global _running, _stop, _hurry, _deadline, _left, _tid
     if _running:
         return True
+    if _fork_owner is not None and _fork_owner == _thread.get_ident():
+        return False  # a signal handler inside a fork's hooks: no thread may start mid-fork
     left = _allocate_lock()
     left.acquire()
     _running, _stop, _hurry, _left, _tid = True, False, False, left, None
@@ -230,6 +334,7 @@ def _ensure_thread() -> bool:
 def _run(left: "object", wake: "object", lock: "object") -> None:
     global _running, _hurry, _tid, _worker_ident
     try:
+        _block_signals()
         with lock:  # type: ignore[attr-defined]
             _tid = _get_native_id() if _get_native_id is not None else None
             _worker_ident = _thread.get_ident()
@@ -258,7 +363,7 @@ def _run(left: "object", wake: "object", lock: "object") -> None:
             if _senders:
                 _poll_senders()
             with lock:  # type: ignore[attr-defined]
-                nap = None if _queue or _stop else POLL if _senders else _until_next_retry()
+                nap = None if _queue or _stop else _until_next_look()
             if nap:
                 # Between retries: on a lock, the GIL released, for as long as there is to wait.
                 wake.acquire(True, nap)  # type: ignore[attr-defined]
@@ -272,6 +377,32 @@ def _run(left: "object", wake: "object", lock: "object") -> None:
         except BaseException:  # noqa: BLE001
             pass
         left.release()  # type: ignore[attr-defined]
+
+
+def _block_signals() -> None:
+    """Block every signal on this thread, first thing: the host's signals are the host's.
+
+    The kernel delivers a signal for the process to any thread that does not block it: a
+    host that blocks one on its own threads around a critical section (to take it later
+    with ``sigwait``, or to be interrupted only outside it) would otherwise have it
+    delivered here, and die of it or run its handler inside that section.
+    """
+    try:
+        import _signal  # built in, and already imported by the interpreter: no import cost
+
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+    except (ImportError, AttributeError, OSError, ValueError):  # no pthread_sigmask (Windows)
+        pass
+
+
+def _until_next_look() -> "float | None":
+    """Seconds the thread naps before it looks again (caller holds ``_lock``), None: no nap."""
+    if any(sender.deadline != FOREVER for sender in _senders):
+        return POLL
+    nap = _until_next_retry()
+    if _senders:  # only senders that retry for as long as this process lives
+        nap = LOOP_POLL if nap is None else min(nap, LOOP_POLL)
+    return nap
 
 
 def _until_next_retry() -> "float | None":
@@ -291,26 +422,35 @@ def _dispatch(batch: "list[Job]") -> None:
         _send_here(job)
 
 
-def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
+def _start_sender(
+    jobs: "list[Job]", *, delay: float, specs: "list[dict] | None" = None, loop: bool = False
+) -> "_Sender | None":
     """A detached sender for ``jobs`` that reports back through a pipe; None if none started.
 
     It is not our child (see :func:`scarf_autoping.spawn.spawn`): a host that waits for its
     own children, or forks while it is out, never meets it. Its end is the pipe's end.
+    ``specs``: what it is given for ``jobs`` (default: their own). ``loop``: it retries
+    for as long as this process lives, so it has no deadline of ours either.
     """
     pipe = spawn.result_pipe()
     if pipe is None:
         return None
     read_end, write_end = pipe
+    identity = _pipe_identity(read_end)
+    if identity is None:  # cannot happen to a pipe just made; never trust what cannot be checked
+        return None
     now = time.monotonic()
     for job in jobs:
         job.started = now
-    pid = spawn.spawn([job.spec for job in jobs], delay=delay, result_fd=write_end, orphan=True)
-    _close(write_end)
+    pid = spawn.spawn([job.spec for job in jobs] if specs is None else specs, delay=delay, result_fd=write_end,
+                      orphan=True, loop=loop)
+    _close_pipe(write_end, identity)
     if pid is None:
-        _close(read_end)
+        _close_pipe(read_end, identity)
         return None
     longest = max(float(job.spec.get("timeout", 3.0)) for job in jobs)
-    sender = _Sender(pid, read_end, jobs, now + delay + longest + SENDER_SLACK + 3.0)
+    deadline = FOREVER if loop else now + delay + longest + SENDER_SLACK + 3.0
+    sender = _Sender(pid, read_end, jobs, deadline, identity)
     sender.reaped = spawn.orphans()  # what started it is reaped; its end is the pipe's EOF
     with _lock:
         _senders.append(sender)
@@ -368,7 +508,14 @@ def _read(sender: "_Sender", wait: float = -1) -> None:
 
 
 def _read_locked(sender: "_Sender") -> None:
+    lost = False
     while not sender.eof:
+        if not _ours(sender):
+            # The host has closed our descriptor (os.closerange), and the number may name
+            # its own pipe or file now: never read it (that would take the host's data, or
+            # block), never close it. The sender was started: its outcome cannot be known.
+            sender.fd, sender.eof, lost = -1, True, True
+            break
         try:
             chunk = _posix.read(sender.fd, 65536)
         except BlockingIOError:
@@ -395,6 +542,11 @@ def _read_locked(sender: "_Sender") -> None:
             except ValueError:
                 again = None
             _outcome(job, status, fields[2] or None, fields[3] or None, again)
+    if lost:
+        for index, job in enumerate(sender.jobs):
+            if job is not None:
+                sender.jobs[index] = None  # type: ignore[call-overload]
+                _settle(job, "handed-over", UNKNOWN)
 
 
 def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", again: "float | None") -> None:
@@ -423,9 +575,14 @@ def _outcome(job: "Job", status: str, reason: "str | None", url: "str | None", a
 def _finish(sender: "_Sender", reason: str) -> None:
     for job in sender.jobs:
         if job is not None:
-            _settle(job, "failed", reason)
+            if job.retry_interval:
+                # Started, and it never said (it crashed, or was stuck past its deadline in a
+                # name lookup: the network is not up yet). Exactly what retries are for.
+                _outcome(job, "failed", reason, None, 0.0)
+            else:
+                _settle(job, "failed", reason)
     sender.jobs = []
-    _close(sender.fd)
+    _close_ours(sender)
     with _lock:
         if sender in _senders:
             _senders.remove(sender)
@@ -474,6 +631,46 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _pipe_identity(fd: int) -> "tuple[int, int] | None":
+    """``(device, inode)`` of the pipe ``fd`` names; None if it names no pipe (or nothing)."""
+    try:
+        st = _posix.fstat(fd)
+    except (OSError, ValueError):
+        return None
+    if st.st_mode & 0o170000 != 0o010000:  # not S_IFIFO
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _ours(sender: "_Sender") -> bool:
+    """Whether ``sender.fd`` still is the read end of the pipe made for it, non-blocking.
+
+    Checked before every read and close: a host may close every descriptor above 2
+    (daemonising, after a fork) and reuse the numbers for its own pipes and files. A
+    descriptor that fails the check is the host's: never read, closed or waited on.
+    """
+    fd = sender.fd
+    if fd < 0:
+        return False
+    try:
+        return _pipe_identity(fd) == sender.pipe and not _posix.get_blocking(fd)
+    except (OSError, ValueError):
+        return False
+
+
+def _close_ours(sender: "_Sender") -> None:
+    """Close ``sender``'s read end if it still is ours; forget it either way."""
+    if _ours(sender):
+        _close(sender.fd)
+    sender.fd = -1
+
+
+def _close_pipe(fd: int, identity: "tuple[int, int]") -> None:
+    """Close an end of the pipe ``identity`` names, if ``fd`` still is that pipe."""
+    if _pipe_identity(fd) == identity:
+        _close(fd)
 
 
 def _warm_up() -> None:
@@ -644,6 +841,8 @@ def flush(timeout: "float | None" = None) -> bool:
     With ``timeout=None`` the bound is the largest ``exit_timeout`` of the pending pings.
     Returns True when everything settled.
     """
+    if _lock.held_here():
+        return False  # a signal handler on a thread inside our lock: nothing can settle meanwhile
     with _lock:
         pings = [job.ping for job in _queue + _busy + _inline] + [job.ping for _, job in _later]
         pings += [job.ping for sender in _senders for job in sender.jobs if job is not None]
@@ -798,13 +997,14 @@ def _after_fork_parent() -> None:
             queued = [job for job in queued if job not in detached]
         # A ping that retries (or waits to): a sender that sleeps until it is due and goes
         # on retrying for as long as this process lives (no thread of ours will be here).
+        # The ping stays unsettled: the sender reports through a pipe like any other, read
+        # whenever our thread runs again, so Ping.wait() says True once it is delivered.
+        # At exit it is handed over (the sender goes on).
         later += [(now + remaining, job) for job in queued if job.detach and job.retry_interval]
         queued = [job for job in queued if not (job.detach and job.retry_interval)]
         waiting = [job for _, job in later if job.detach]
         specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
-        if waiting and spawn.spawn(specs, orphan=True, loop=True) is not None:
-            for job in waiting:
-                _resolve(job, "handed-over", "a detached process retries it for as long as this process lives")
+        if waiting and _start_sender(waiting, delay=0.0, specs=specs, loop=True) is not None:
             later = [(when, job) for when, job in later if not job.detach]
         if queued or later:
             # Only a ping that must be sent from the host restarts the thread here.
@@ -826,16 +1026,17 @@ def _after_fork_child() -> None:
     inherited = [p for p in _face._registry.values() if p.status in ("pending", "retrying")]
     inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
     inherited += [job.ping for _, job in _later if job.ping not in inherited]
+    inherited += [job.ping for job in _inbox if job is not None and job.ping not in inherited]
     for sender in _senders:
-        _close(sender.fd)
+        _close_ours(sender)  # this process's copy; the host may have reused the number before the fork
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
     _face._registry_lock = _face.RLock()
-    _lock = _allocate_lock()
+    _lock = _StateLock()
     _wake = _allocate_lock()
     _wake.acquire()
     _import_lock = _allocate_lock()
     _reading = _allocate_lock()
-    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:]
+    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:], _inbox[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the

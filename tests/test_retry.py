@@ -143,7 +143,8 @@ def test_exit_while_a_retry_waits_hands_it_over_once(site, make_collector):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc/self/task")
 def test_fork_while_a_retry_waits(site, make_collector):
     """No multi-threaded fork warning (-W always), the child sends nothing, the parent's
-    ping is delivered once by a detached process that retries for the parent's lifetime."""
+    ping is delivered once by a detached process that retries for the parent's lifetime,
+    and the parent's wait() says so."""
     server = make_collector("sequence:503,204")
     autoping_package(site, "pkg_forkretry", server.url + "/t/{package}", args="retry_interval=1")
     after = (
@@ -156,15 +157,15 @@ def test_fork_while_a_retry_waits(site, make_collector):
         "if pid == 0:\n"
         "    os._exit(0 if PING_MOD.PING.status == 'disabled' else 3)\n"
         "_, status = os.waitpid(pid, 0)\n"
-        "time.sleep(3)\n"
-        "print(json.dumps([threads, os.waitstatus_to_exitcode(status), PING_MOD.PING.status]))\n"
+        "sent = PING_MOD.PING.wait(10)\n"
+        "print(json.dumps([threads, os.waitstatus_to_exitcode(status), sent, PING_MOD.PING.status]))\n"
     )
     code = "import json, os, sys, time\nimport pkg_forkretry as PING_MOD\nPING_MOD.PING.wait(0)\n" + after
     child = run_child(code, child_env(site), args=("-W", "always"), timeout=30)
     assert (child.returncode, child.stderr) == (0, ""), child  # no DeprecationWarning about the fork
     first, second = (json.loads(line) for line in child.stdout.splitlines())
     assert first == ["retrying", "HTTP 503", 1], child
-    assert second == [2, 0, "handed-over"], child  # our thread was there; the child saw it disabled
+    assert second == [2, 0, True, "sent"], child  # our thread was there; the child saw it disabled
     reqs = server.expect(2)
     assert [r.path for r in reqs] == ["/t/pkg-forkretry"] * 2, reqs  # the 503, then delivered once
     assert len(server.settle(NOTHING_QUIET)) == 2
