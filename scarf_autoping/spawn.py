@@ -15,10 +15,20 @@ How the process is started, and why:
   closed: nothing of the host's terminal, pipes or sockets is held, so a caller reading
   the host's output gets EOF when the host exits. The only descriptor passed on is, when
   asked for, the write end of our own result pipe, as descriptor 3.
-* ``python -I -S sender.py SETTINGS``: isolated from ``PYTHON*`` variables, no ``site``;
-  the host's ``sys.path`` is passed in the settings so the sender finds the same modules
-  and metadata the host would. The settings are one ASCII JSON argument, data and never
-  code, encoded here by hand so the host need not import ``json``.
+* ``python -I -S -c BOOTSTRAP``: isolated from ``PYTHON*`` variables, no ``site``, and a
+  command line that is the same for every host. Every local user can read it, so
+  nothing of the host's (paths, template, event bodies, passwords) may be on it: the
+  settings (one ASCII JSON text, data and never code, encoded here by hand so the host
+  need not import ``json``) are written into a pipe before the spawn, and the sender
+  reads them from its stdin. Settings that do not fit in the pipe at once mean no
+  sender (the caller falls back). :data:`BOOTSTRAP` imports our package from the path
+  entry it was imported from here, a directory or a zip archive (``python app.pyz``,
+  shiv, pex), and the sender *appends* the host's path entries but its working
+  directory and its script's directory: the standard library comes first, as in a fresh
+  interpreter, and a ``random.py`` of the user's is never imported. The host's whole
+  path is used only to find distribution metadata. The host's bytecode settings
+  (``-B``, ``PYTHONDONTWRITEBYTECODE``, ``-X pycache_prefix``, which ``-I`` would drop)
+  are applied before anything is imported.
 * The host's environment is passed on as it is: proxies and CA bundles are honoured.
 * ``orphan=True`` (every sender but one started by a host that is PID 1): the sender is
   never the host's child. A child would be the host's to meet: its exit sends the host
@@ -26,8 +36,10 @@ How the process is started, and why:
   it before we do, and uWSGI's master logs every child it reaps. It is started through
   ``/bin/sh -c '"$@" &'`` and the shell, gone within a millisecond or two, is reaped at
   once, so the sender is re-parented to init (or the nearest subreaper). Without a shell
-  (a distroless image) the sender forks itself at start and its first process exits.
-  The end of an orphan is seen as the end of its result pipe.
+  (a distroless image) the sender forks itself as the very first thing, before it reads
+  its settings or imports anything, and its first process exits: the host waits only
+  for the interpreter's start. The end of an orphan is seen as the end of its result
+  pipe.
 * A host that is PID 1 is init for its namespace: an orphan would be re-parented to the
   host itself, so there the sender is its direct child, reaped by our thread.
 
@@ -45,14 +57,59 @@ try:
 except ImportError:  # pragma: no cover - Windows: no posix_spawn, no sender
     _posix = os
 
-#: The sender script, run by path (the package may be found through any ``sys.path`` entry).
-SENDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sender.py")
 #: The descriptor the sender writes its results to, when a result pipe is passed.
 RESULT_FD = 3
-#: Linux refuses a single argument longer than 128 KiB; stay well below it.
-MAX_SETTINGS = 100_000
+#: The descriptor the shell gets the settings on: the stdin of its background job is the
+#: null device, so the job's stdin is taken from here (``<&4``).
+SHELL_SETTINGS_FD = 4
+#: The most bytes of settings: they are all written into the pipe before the sender
+#: starts, without blocking, and a pipe holds 64 KiB on Linux (4 KiB under pressure).
+MAX_SETTINGS = 60_000
 #: The shell that makes an orphan of the sender (POSIX: a background job of a shell that exits).
 SHELL = "/bin/sh"
+#: The first byte of the settings when the sender must fork at once (no shell orphans it).
+FORK = b"F"
+
+#: The sender's program, the same on every command line: ``python -I -S -c BOOTSTRAP``.
+#: On its stdin: one byte (:data:`FORK` or ``-``); ``B`` or ``-`` (write no bytecode), the
+#: hex of the file system encoded ``sys.pycache_prefix``, a newline; the settings' JSON
+#: (see :mod:`scarf_autoping.sender`), a newline. It forks before anything else when told
+#: to (and exits 1, nothing started, if it cannot), reads up to the second newline (never
+#: waiting for an end of file: a fork of the host may hold the pipe's write end), puts the
+#: null device back on descriptor 0, applies the bytecode settings, and only then imports
+#: ``json``, our package (from the path entry ``home`` only, whatever else the path holds)
+#: and the sender.
+BOOTSTRAP = """\
+import posix,sys
+if posix.read(0,1)==b'F':
+ try:
+  if posix.fork():posix._exit(0)
+ except OSError:posix._exit(1)
+try:
+ d=b''
+ while d.count(b'\\n')<2:
+  c=posix.read(0,65536)
+  if not c:posix._exit(0)
+  d+=c
+ posix.close(0)
+ posix.open('/dev/null',posix.O_RDONLY)
+ h,j=d.split(b'\\n')[:2]
+ sys.dont_write_bytecode=h[:1]==b'B'
+ if h[1:]:sys.pycache_prefix=bytes.fromhex(h[1:].decode()).decode(sys.getfilesystemencoding(),sys.getfilesystemencodeerrors())
+ import json
+ s=json.loads(j)
+ from importlib.machinery import PathFinder
+ class F:
+  @staticmethod
+  def find_spec(n,p=None,t=None):
+   if n=='scarf_autoping':return PathFinder.find_spec(n,[s['home']])
+ sys.meta_path.insert(0,F)
+ try:from scarf_autoping import sender
+ finally:sys.meta_path.remove(F)
+ sender.main(s)
+except BaseException:pass
+posix._exit(0)
+"""
 
 _interpreter: "list[str | None]" = []
 
@@ -62,13 +119,15 @@ def interpreter() -> "str | None":
 
     ``sys.executable`` when it is a Python interpreter; inside an embedding program
     (``sys.executable`` is uWSGI, Apache, ...) the interpreter next to ``sys.exec_prefix``
-    of the same version; None in a frozen application or where nothing fits.
+    of the same version; None in a frozen application, where our package was not
+    imported from a path entry (a directory or a zip archive) the sender can import it
+    from, or where nothing fits.
     """
     if _interpreter:
         return _interpreter[0]
     found = None
     try:
-        if not getattr(sys, "frozen", False) and hasattr(_posix, "posix_spawn") and os.path.isfile(SENDER):
+        if not getattr(sys, "frozen", False) and hasattr(_posix, "posix_spawn") and os.path.exists(home()):
             exe = sys.executable or ""
             name = os.path.basename(exe).lower()
             if exe and name.startswith(("python", "pypy")) and os.access(exe, os.X_OK):
@@ -126,26 +185,61 @@ def encode(value: object) -> str:
     return encode(str(value))
 
 
+def home() -> str:
+    """The path entry our package was imported from: a directory, or a zip archive."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _getcwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # removed while we run
+        return ""
+
+
 def search_path() -> "list[str]":
-    """The host's module search path as absolute entries, our own package's parent first."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    entries = [here]
+    """The host's module search path as absolute entries, in its order, working directory
+    included, and :func:`home` (last, unless it is on it): where the sender finds
+    distribution metadata, as the host would."""
+    entries: list[str] = []
     cwd = None
     for entry in sys.path:
         if not isinstance(entry, str):
             continue
         if not entry or not os.path.isabs(entry):
             if cwd is None:
-                try:
-                    cwd = os.getcwd()
-                except OSError:
-                    cwd = ""
+                cwd = _getcwd()
             if not cwd:
                 continue
-            entry = os.path.join(cwd, entry)
+            entry = os.path.normpath(os.path.join(cwd, entry))
         if entry not in entries:
             entries.append(entry)
+    if home() not in entries:
+        entries.append(home())
     return entries
+
+
+def import_path(entries: "list[str]") -> "list[str]":
+    """``entries`` (see :func:`search_path`) without the host's working directory and
+    script directory, unless one of them is :func:`home`: what the sender appends to its
+    own path (the standard library) to import our dependencies.
+
+    The host's own files there (a ``random.py``, a script named ``requests.py``) are the
+    host's: a fresh interpreter would not import them, and neither does the sender.
+    """
+    own = set()
+    cwd = _getcwd()
+    if cwd:
+        own.add(os.path.realpath(cwd))
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    first = sys.path[0] if sys.path and isinstance(sys.path[0], str) else None
+    if isinstance(main, str) and first is not None:
+        # ``python dir/script.py`` (or ``python app.pyz``) made ``sys.path[0]`` the script's directory.
+        first = os.path.realpath(os.path.join(cwd, first) if cwd else first)
+        if os.path.realpath(os.path.dirname(os.path.abspath(main))) == first:
+            own.add(first)
+    mine = home()
+    return [entry for entry in entries if entry == mine or os.path.realpath(entry) not in own]
 
 
 def _inheritable_fds(keep: "int | None") -> "list[int]":
@@ -194,48 +288,62 @@ def spawn(
     ``loop``: the sender retries jobs that have a ``retry_interval`` for as long as this
     process lives (no thread of ours will). Never raises.
     """
+    settings_fd = None
     try:
         exe = interpreter()
         if exe is None:
             return None
         orphan = orphan and orphans()
         shell = orphan and os.access(SHELL, os.X_OK)
-        settings = encode({
+        meta = search_path()
+        message = _message(encode({
             "jobs": jobs,
-            "path": search_path(),
+            "home": home(),
+            "path": import_path(meta),
+            "meta": meta,
             "delay": max(0.0, float(delay)),
             "report": result_fd is not None,
             "loop": loop,
             "host": os.getpid(),
-            "fork": orphan and not shell,  # no shell to make an orphan of it: it forks itself
-        })
-        if len(settings) > MAX_SETTINGS:
+        }), fork=orphan and not shell)  # no shell to make an orphan of it: it forks itself
+        if len(message) > MAX_SETTINGS:
             return None
         argv = [exe, "-I", "-S"]
         if sys.flags.utf8_mode:
             argv += ["-X", "utf8"]
-        argv += [SENDER, settings]
+        argv += ["-c", BOOTSTRAP]
         path = exe
+        target = 0
         if shell:
-            path, argv = SHELL, [SHELL, "-c", '"$@" &', "sh", *argv]
+            # A background job's stdin is the null device: the job takes it from descriptor 4.
+            target = SHELL_SETTINGS_FD
+            path, argv = SHELL, [SHELL, "-c", f'"$@" <&{target} {target}<&- &', "sh", *argv]
+        settings_fd = _settings_pipe(message)
+        if settings_fd is None:
+            return None
         actions = []
         if result_fd is not None:
             actions.append((os.POSIX_SPAWN_DUP2, result_fd, RESULT_FD))
+        actions.append((os.POSIX_SPAWN_DUP2, settings_fd, target))
+        if target:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         actions += [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
         keep = RESULT_FD if result_fd is not None else None
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds(keep)]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds(keep) if fd != target]
     except BaseException:  # noqa: BLE001 - no process, no problem: the caller falls back
+        _close(settings_fd)
         return None
     # Nothing may run between a successful spawn and the return: a caller told "no
     # process" sends the ping itself, and it must never be sent twice.
     try:
         pid = _posix.posix_spawn(path, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
     except BaseException:  # noqa: BLE001 - the spawn itself failed: nothing was started
+        _close(settings_fd)
         return None
+    _close(settings_fd)
     if orphan:
         try:
             # The shell has started the sender in the background and exits (or the sender
@@ -245,6 +353,51 @@ def spawn(
             pass
         # A KeyboardInterrupt here is the host's own Ctrl-C: it goes on to the host.
     return pid
+
+
+def _message(settings: str, *, fork: bool) -> bytes:
+    """What the sender reads on its stdin (see :data:`BOOTSTRAP`)."""
+    prefix = getattr(sys, "pycache_prefix", None)
+    head = (FORK if fork else b"-") + (b"B" if sys.dont_write_bytecode else b"-")
+    if isinstance(prefix, str) and prefix:
+        # The sender works in "/": a relative prefix is the host's working directory's.
+        head += os.fsencode(os.path.join(_getcwd(), prefix)).hex().encode("ascii")
+    return head + b"\n" + settings.encode("ascii") + b"\n"
+
+
+def _settings_pipe(message: bytes) -> "int | None":
+    """The read end of a pipe that holds all of ``message``, or None (it does not fit).
+
+    The read end is numbered above :data:`SHELL_SETTINGS_FD`, so that none of the
+    ``dup2`` actions of :func:`spawn` can overwrite it or be a no-op that keeps
+    close-on-exec. Both ends are close-on-exec; the write end is closed here.
+    """
+    read_end, write_end = _posix.pipe()
+    low: list[int] = []
+    try:
+        _posix.set_blocking(write_end, False)
+        # Never blocks: a pipe that cannot take it all now fails the spawn.
+        if _posix.write(write_end, message) != len(message):
+            raise OSError("the settings do not fit in the pipe")
+        while read_end <= SHELL_SETTINGS_FD:
+            low.append(read_end)
+            read_end = _posix.dup(read_end)
+    except OSError:
+        low.append(read_end)
+        read_end = None
+    finally:
+        _close(write_end)
+        for fd in low:
+            _close(fd)
+    return read_end
+
+
+def _close(fd: "int | None") -> None:
+    if fd is not None:
+        try:
+            _posix.close(fd)
+        except OSError:
+            pass
 
 
 def result_pipe() -> "tuple[int, int] | None":

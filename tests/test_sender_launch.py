@@ -1,0 +1,418 @@
+"""How the detached sender is started and what it imports, seen from outside.
+
+* It imports what a fresh interpreter would: never a ``random.py`` or ``csv.py`` of the
+  host's working directory or script directory, never a stale module that would shadow
+  the standard library; the host's whole path is used only to find distribution metadata.
+* Its command line, readable by every local user, is the interpreter and a fixed entry
+  point: no path of the host, no template, no event body, no password. An event's URL
+  (Basic-auth password included) never comes back from it.
+* It starts from a zip archive too (``python app.pyz``), honours the host's bytecode
+  settings, and without a shell it forks before it reads anything.
+
+Each behaviour case runs the host in a child interpreter that imports a throwaway package
+with real metadata and pings a loopback collector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from helpers import NOTHING_QUIET, Collector, autoping_package, child_env, run_child
+
+from scarf_autoping import spawn
+
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics (/proc, fork)"),
+]
+
+#: The library's own source, copied into archives and private import directories.
+SOURCE = Path(spawn.__file__).resolve().parent
+#: Standard-library modules the sender's dependencies import (``random`` by urllib3 and
+#: ``email``, ``calendar`` by ``http.cookiejar``, ``csv`` by ``importlib.metadata``).
+SHADOWS = ("random", "csv", "calendar")
+#: Seconds a host may run before it counts as hung (it takes about one).
+HANG = 30
+
+
+def plant(directory: Path, markers: Path) -> None:
+    """Put ``random.py``, ``csv.py`` and ``calendar.py`` in ``directory``: each one, if it
+    is ever imported, leaves a file in ``markers`` and is no use as the real module."""
+    markers.mkdir(exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in SHADOWS:
+        (directory / f"{name}.py").write_text(f"open({str(markers / name)!r}, 'w').close()\n", encoding="utf-8")
+
+
+def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+WAIT = "import json, sys\nimport {pkg}\nprint(json.dumps([{pkg}.PING.wait(10), {pkg}.PING.status, {pkg}.PING.reason]))\n"
+
+
+# --- item 1: what the sender imports --------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["cwd", "script-dir"])
+def test_the_sender_never_imports_the_hosts_own_files(tmp_path, site, where):
+    """A host run in (or with its script in) a directory holding random.py, csv.py and
+    calendar.py never imports them; neither may the sender: the ping arrives, no marker."""
+    server = Collector()
+    try:
+        autoping_package(site, "pkg_own", server.url + "/t/{package}/{version}")
+        markers = tmp_path / "markers"
+        work = tmp_path / "work"
+        plant(work, markers)
+        code = WAIT.format(pkg="pkg_own")
+        if where == "cwd":
+            proc = run([sys.executable, "-c", code], child_env(site), cwd=work)
+        else:
+            (work / "main.py").write_text(code, encoding="utf-8")
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            proc = run([sys.executable, str(work / "main.py")], child_env(site), cwd=elsewhere)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        assert json.loads(proc.stdout)[:2] == [True, "sent"], proc
+        assert [r.path for r in server.settle(0.3)] == ["/t/pkg-own/1.2.3"]
+        assert sorted(p.name for p in markers.iterdir()) == [], "the sender imported the host's own files"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("how", ["PYTHONPATH", "site-dir"])
+def test_a_stale_module_never_shadows_the_standard_library_in_the_sender(tmp_path, site, how):
+    """A stale random.py/csv.py/calendar.py in a directory of the host's path (on
+    PYTHONPATH, or a site directory added after the standard library as site-packages
+    is) must not replace the standard library's in the sender."""
+    server = Collector()
+    try:
+        markers = tmp_path / "markers"
+        plant(site, markers)
+        autoping_package(site, "pkg_stale", server.url + "/t/{package}/{version}")
+        code = WAIT.format(pkg="pkg_stale")
+        python = sys.executable
+        if how == "PYTHONPATH":
+            env = child_env(site)
+        else:
+            # As installed in site-packages: scarf_autoping beside the stale modules, the
+            # directory after the standard library. The base interpreter does not read this
+            # environment's editable install of scarf_autoping, so the copy is the one used.
+            shutil.copytree(SOURCE, site / "scarf_autoping", ignore=shutil.ignore_patterns("__pycache__"))
+            env = child_env(None)
+            python = str(base_python())
+            code = (f"import site\nsite.addsitedir({str(site)!r})\nsite.addsitedir({_site_packages()!r})\n"
+                    + code + "assert sys.modules['scarf_autoping'].__file__.startswith(sys.argv[1])\n")
+        proc = run([python, "-c", code, str(site)], env, cwd=tmp_path)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        assert json.loads(proc.stdout)[:2] == [True, "sent"], proc
+        assert [r.path for r in server.settle(0.3)] == ["/t/pkg-stale/1.2.3"]
+        assert sorted(p.name for p in markers.iterdir()) == [], "a stale module shadowed the standard library"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("where", ["cwd", "script-dir"])
+def test_metadata_is_still_found_through_the_hosts_whole_path(tmp_path, where):
+    """A package installed only in the working directory (or beside the script) keeps its
+    real version in the ping: the sender reads metadata through the host's whole path."""
+    server = Collector()
+    try:
+        work = tmp_path / "work"
+        autoping_package(work, "pkg_local", server.url + "/t/{package}/{version}", version="4.5.6")
+        code = WAIT.format(pkg="pkg_local")
+        if where == "cwd":
+            proc = run([sys.executable, "-c", code], child_env(None), cwd=work)
+        else:
+            (work / "main.py").write_text(code, encoding="utf-8")
+            proc = run([sys.executable, str(work / "main.py")], child_env(None), cwd=tmp_path)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        assert json.loads(proc.stdout)[:2] == [True, "sent"], proc
+        assert [r.path for r in server.settle(0.3)] == ["/t/pkg-local/4.5.6"]
+    finally:
+        server.close()
+
+
+# --- item 4: nothing of the host's on the command line --------------------------------
+
+
+def _processes_marked(mark: str) -> list[int]:
+    """The pids of processes whose environment holds ``mark`` (readable as the same user)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark.encode() in f.read():
+                    found.append(int(name))
+        except OSError:
+            pass
+    return found
+
+
+def _cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [arg.decode("utf-8", "surrogateescape") for arg in f.read().split(b"\0")[:-1]]
+
+
+def test_the_senders_command_line_shows_nothing_of_the_host(tmp_path, site):
+    """ps shows every local user the sender's command line. A host in a project directory
+    hands over at exit a ping and a background event whose URL has a Basic-auth password:
+    the running sender's command line is the interpreter and the fixed entry point only."""
+    server = Collector("hang")  # the sender stays alive, waiting for an answer
+    mark = f"SENDER_LAUNCH_MARK_{uuid.uuid4().hex}"
+    project = tmp_path / "client-project-secret"
+    project.mkdir()
+    template = server.url + "/t/{package}/{version}/template-secret"
+    try:
+        autoping_package(site, "pkg_cmd", template)
+        secret_url = server.url.replace("http://", "http://user:pass-secret@") + "/e"
+        code = ("from scarf_autoping import ScarfEventLogger\nimport pkg_cmd\n"
+                f"ScarfEventLogger({secret_url!r}).log_event({{'event': 'body-secret'}}, background=True)\n")
+        proc = run([sys.executable, "-c", code], child_env(site, **{mark: "1"}), cwd=project)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc
+        assert len(server.wait_for(2, timeout=10)) == 2, "the handed-over ping and event never arrived"
+        senders = _processes_marked(f"{mark}=1")
+        assert senders, "no sender alive"
+        for pid in senders:
+            argv = _cmdline(pid)
+            shown = "\0".join(argv)
+            for secret in ("secret", str(tmp_path), str(site), "template", "pkg_cmd", "pkg-cmd"):
+                assert secret not in shown, (secret, argv)
+            utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []
+            assert argv == [spawn.interpreter(), "-I", "-S", *utf8, "-c", spawn.BOOTSTRAP], argv
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_an_events_password_never_comes_back_from_the_sender(site, green):
+    """Under gevent/eventlet background events go to a detached sender: the URL it reports
+    must never become Ping.url (that would show the password in clear)."""
+    pytest.importorskip(green)
+    server = Collector()
+    try:
+        secret_url = server.url.replace("http://", "http://user:pass-secret@") + "/e"
+        patch = ("from gevent import monkey\nmonkey.patch_all()\n" if green == "gevent"
+                 else "import eventlet\neventlet.monkey_patch()\n")
+        code = (patch + "import json\nfrom scarf_autoping import ScarfEventLogger\n"
+                f"ping = ScarfEventLogger({secret_url!r}).log_event({{'event': 'x'}}, background=True)\n"
+                "print(json.dumps([ping.wait(10), ping.status, ping.url, ping.reason]))\n")
+        child = run_child(code, child_env(site), timeout=HANG)
+        assert child.returncode == 0, child
+        sent, status, url, reason = json.loads(child.stdout)
+        assert (sent, status) == (True, "sent"), child
+        assert "pass-secret" not in url and "pass-secret" not in (reason or ""), child
+        requests = server.settle(0.3)
+        assert [r.path for r in requests] == ["/e"]
+        assert requests[0].headers.get("Authorization", "").startswith("Basic "), "sent without its credentials"
+    finally:
+        server.close()
+
+
+# --- item 8: an application in a zip archive ------------------------------------------
+
+
+def build_zipapp(tmp_path: Path, main: str, template: str) -> Path:
+    """``app.pyz``: ``__main__.py``, a throwaway package with real metadata and a copy of
+    scarf_autoping; its dependencies stay in the test environment's site-packages."""
+    stage = tmp_path / "stage"
+    autoping_package(stage, "pkg_zip", template)
+    archive = tmp_path / "app.pyz"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("__main__.py", main)
+        for path in sorted(stage.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(stage).as_posix())
+        for path in sorted(SOURCE.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, ("scarf_autoping" / path.relative_to(SOURCE)).as_posix())
+    return archive
+
+
+def base_python() -> Path:
+    """The interpreter this environment was made from (it reads none of its .pth files)."""
+    return Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _site_packages() -> str:
+    """The site-packages directory that holds ``requests`` in this environment."""
+    import requests
+
+    return str(Path(requests.__file__).resolve().parent.parent)
+
+
+@pytest.mark.parametrize("life", ["short", "long"])
+def test_a_zipapp_sends_from_a_detached_sender(tmp_path, life):
+    """``python app.pyz`` (zipapp, shiv, pex): the sender starts from the archive, so the
+    host never imports requests and a short-lived one exits at once on a slow endpoint."""
+    server = Collector("delay:2")
+    out = tmp_path / "report.json"
+    report = ("import atexit, json, sys\n"
+              "def report():\n"
+              "    ping = sys.modules['pkg_zip'].PING\n"
+              f"    with open({str(out)!r}, 'w') as f:\n"
+              "        json.dump([ping.status, 'requests' in sys.modules, sys.modules['scarf_autoping'].__file__], f)\n"
+              "atexit.register(report)\n"
+              "import pkg_zip\n")
+    main = report + ("" if life == "short" else "pkg_zip.PING.wait(10)\n")
+    try:
+        archive = build_zipapp(tmp_path, main, server.url + "/t/{package}/{version}")
+        # The base interpreter, with this environment's site-packages on PYTHONPATH: its
+        # editable install of scarf_autoping (a .pth file) is not read, so the only
+        # scarf_autoping there is to import is the archive's.
+        base = base_python()
+        started = time.monotonic()
+        proc = run([str(base), str(archive)], child_env(_site_packages()), cwd=tmp_path)
+        took = time.monotonic() - started
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc
+        status, imported_requests, where = json.loads(out.read_text())
+        assert where.startswith(str(archive)), where
+        assert imported_requests is False, "the host imported requests: it sent the ping itself"
+        assert status == ("handed-over" if life == "short" else "sent"), status
+        assert [r.path for r in server.wait_for(1, timeout=10)] == ["/t/pkg-zip/1.2.3"]
+        if life == "short":
+            assert took < HANG  # informative: a host sending itself would hold exit for exit_timeout
+    finally:
+        server.close()
+
+
+# --- item 9: the host's bytecode settings ---------------------------------------------
+
+
+@pytest.mark.parametrize("setting", ["PYTHONDONTWRITEBYTECODE", "-B", "pycache_prefix"])
+def test_the_sender_honours_the_hosts_bytecode_settings(tmp_path, site, setting):
+    """A host that writes no bytecode (-B, PYTHONDONTWRITEBYTECODE=1) or writes it under
+    -X pycache_prefix: the modules the sender imports leave no __pycache__ beside them."""
+    server = Collector()
+    try:
+        lib = tmp_path / "lib"
+        shutil.copytree(SOURCE, lib / "scarf_autoping", ignore=shutil.ignore_patterns("__pycache__"))
+        autoping_package(site, "pkg_pyc", server.url + "/t/{package}/{version}")
+        env = child_env(None, PYTHONPATH=os.pathsep.join([str(lib), str(site)]))
+        args: list[str] = []
+        prefix = tmp_path / "prefix"
+        if setting != "PYTHONDONTWRITEBYTECODE":
+            del env["PYTHONDONTWRITEBYTECODE"]
+            args = ["-B"] if setting == "-B" else ["-X", f"pycache_prefix={prefix}"]
+        code = WAIT.format(pkg="pkg_pyc") + "print(sys.modules['scarf_autoping'].__file__)\n"
+        proc = run([sys.executable, *args, "-c", code], env, cwd=tmp_path)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        result, where = proc.stdout.splitlines()
+        assert json.loads(result)[:2] == [True, "sent"], proc
+        assert where.startswith(str(lib)), where
+        assert [r.path for r in server.settle(0.3)] == ["/t/pkg-pyc/1.2.3"]
+        assert sorted(str(p.relative_to(lib)) for p in lib.rglob("__pycache__")) == []
+        if setting == "pycache_prefix":
+            written = {p.name.split(".")[0] for p in prefix.rglob("*.pyc") if "scarf_autoping" in p.parts}
+            assert "transport" in written, sorted(written)  # only the sender imports transport
+    finally:
+        server.close()
+
+
+JOB = {"method": "GET", "template": "http://127.0.0.1:9/t/{package}", "package": "scarf-autoping", "version": None,
+       "variables": {}, "ci": False, "timeout": 3.0, "retry_interval": None}
+
+
+# --- item 11: without a shell, fork first ----------------------------------------------
+
+
+def test_without_a_shell_the_sender_forks_before_it_reads_its_settings(site):
+    """A distroless image has no /bin/sh: the host waits for the sender's first process,
+    which must fork before it imports or parses anything. Here its settings are held back:
+    the first process still exits 0 at once, and its fork is no child of the host."""
+    code = """
+        import json, os, signal, sys, time
+        from scarf_autoping import spawn
+        signal.alarm(20)  # a first process that waits for its settings would hang here
+        read_end, write_end = os.pipe()
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", spawn.BOOTSTRAP], os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)], setsid=True)
+        os.close(read_end)
+        os.write(write_end, spawn.FORK)  # the first byte only: fork, then wait for the rest
+        _, status = os.waitpid(pid, 0)
+        try:
+            left = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            left = None
+        def session():  # the forked sender keeps the first process's session
+            found = []
+            for name in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        if int(f.read().rsplit(b")", 1)[1].split()[3]) == pid:
+                            found.append(int(name))
+                except (OSError, ValueError, IndexError):
+                    pass
+            return found
+        forked = session()
+        os.close(write_end)  # no settings after all: the sender ends
+        deadline = time.monotonic() + 10
+        while session() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print(json.dumps([os.waitstatus_to_exitcode(status), left, len(forked), session()]))
+    """
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert json.loads(child.stdout) == [0, None, 1, []], child
+
+
+def test_without_a_shell_one_ping_arrives_and_no_child_is_left(site):
+    server = Collector()
+    try:
+        template = server.url + "/t/{package}"
+        code = ("import json, os\nfrom scarf_autoping import spawn\nspawn.SHELL = '/nonexistent/sh'\n"
+                f"job = dict({JOB!r}, template={template!r})\n"
+                "pid = spawn.spawn([job], orphan=True)\n"
+                "try:\n    left = os.waitpid(-1, os.WNOHANG)\nexcept ChildProcessError:\n    left = None\n"
+                "print(json.dumps([pid is not None, left]))\n")
+        child = run_child(code, child_env(site), timeout=HANG)
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [True, None], child
+        assert [r.path for r in server.wait_for(1, timeout=10)] == ["/t/scarf-autoping"]
+        assert len(server.settle(NOTHING_QUIET)) == 1
+    finally:
+        server.close()
+
+
+def test_the_sender_is_not_left_waiting_on_a_settings_pipe_held_by_a_fork(tmp_path, site):
+    """A host that forks while the settings are written (another thread, a
+    multiprocessing fork) holds a copy of the pipe's write end: the sender must not wait
+    for its end of file, only for the settings themselves."""
+    server = Collector()
+    try:
+        template = server.url + "/t/{package}"
+        code = ("import os, sys, time\nfrom scarf_autoping import spawn\n"
+                "_pipe = os.pipe\n"
+                "def pipe():\n"
+                "    r, w = _pipe()\n"
+                "    global held\n"
+                "    held = os.dup(w)  # what a child forked at that moment would hold\n"
+                "    return r, w\n"
+                "os.pipe = pipe\n"
+                "import posix\nposix.pipe = pipe\n"
+                f"job = dict({JOB!r}, template={template!r})\n"
+                "print(spawn.spawn([job], orphan=True) is not None, flush=True)\n"
+                "time.sleep(8)\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], env=child_env(site), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            assert [r.path for r in server.wait_for(1, timeout=10)] == ["/t/scarf-autoping"]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=HANG)
+        assert (out, err) == ("True\n", ""), (out, err)
+    finally:
+        server.close()
