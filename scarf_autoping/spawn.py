@@ -38,8 +38,9 @@ How the process is started, and why:
   once, so the sender is re-parented to init (or the nearest subreaper). Without a shell
   (a distroless image) the sender forks itself as the very first thing, before it reads
   its settings or imports anything, and its first process exits: the host waits only
-  for the interpreter's start. The end of an orphan is seen as the end of its result
-  pipe.
+  for the interpreter's start. A shell (or first process) that exits non-zero started
+  nothing: :func:`spawn` says so and the caller falls back. The end of an orphan is seen
+  as the end of its result pipe.
 * A host that is PID 1 is init for its namespace: an orphan would be re-parented to the
   host itself, so there the sender is its direct child, reaped by our thread.
 
@@ -345,13 +346,16 @@ def spawn(
         return None
     _close(settings_fd)
     if orphan:
+        status = 0
         try:
             # The shell has started the sender in the background and exits (or the sender
             # has forked and its first process exits): a millisecond or two, on our side.
-            _posix.waitpid(pid, 0)
+            status = _posix.waitpid(pid, 0)[1]
         except OSError:  # reaped by someone else (a SIGCHLD handler): started all the same
             pass
         # A KeyboardInterrupt here is the host's own Ctrl-C: it goes on to the host.
+        if status != 0:
+            return None  # the shell could not fork, or the sender could not: nothing started
     return pid
 
 

@@ -7,7 +7,8 @@
   point: no path of the host, no template, no event body, no password. An event's URL
   (Basic-auth password included) never comes back from it.
 * It starts from a zip archive too (``python app.pyz``), honours the host's bytecode
-  settings, and without a shell it forks before it reads anything.
+  settings, is not taken for started when the shell that orphans it fails, and without a
+  shell it forks before it reads anything.
 
 Each behaviour case runs the host in a child interpreter that imports a throwaway package
 with real metadata and pings a loopback collector.
@@ -322,8 +323,55 @@ def test_the_sender_honours_the_hosts_bytecode_settings(tmp_path, site, setting)
         server.close()
 
 
+# --- item 10: a shell that fails -------------------------------------------------------
+
+
+def failing(tmp_path: Path, name: str = "failing-sh") -> Path:
+    """An executable that starts nothing and exits 2, as a shell that cannot fork does."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\nexit 2\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
 JOB = {"method": "GET", "template": "http://127.0.0.1:9/t/{package}", "package": "scarf-autoping", "version": None,
        "variables": {}, "ci": False, "timeout": 3.0, "retry_interval": None}
+
+
+def test_a_shell_that_fails_is_not_taken_for_a_started_sender(tmp_path, monkeypatch):
+    monkeypatch.setattr(spawn, "SHELL", str(failing(tmp_path)))
+    assert spawn.interpreter() is not None
+    assert spawn.spawn([JOB], orphan=True) is None
+
+
+def test_a_sender_that_cannot_fork_is_not_taken_for_started(tmp_path, monkeypatch):
+    """Without a shell the sender forks itself; its first process exiting non-zero (the
+    fork failed, the interpreter could not start) means nothing was started."""
+    monkeypatch.setattr(spawn, "SHELL", str(tmp_path / "no-shell"))
+    monkeypatch.setattr(spawn, "_interpreter", [str(failing(tmp_path, "python3"))])
+    assert spawn.spawn([JOB], orphan=True) is None
+
+
+@pytest.mark.parametrize("when", ["after-the-deferral", "at-a-fork"])
+def test_when_the_shell_fails_the_host_sends_the_ping_itself(tmp_path, site, when):
+    """The shell that would orphan the sender fails (no fork): the ping is not reported
+    handed over or lost, it is sent from the host, once. (At exit the sender is started
+    without the shell: the host is going anyway.)"""
+    server = Collector()
+    out = tmp_path / "status.json"
+    try:
+        autoping_package(site, "pkg_shfail", server.url + "/t/{package}")
+        fork = "import os\npid = os.fork()\nif not pid:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+        code = ("import atexit, json, sys\n"
+                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sys.modules['pkg_shfail'].PING.status)))\n"
+                f"from scarf_autoping import spawn\nspawn.SHELL = {str(failing(tmp_path))!r}\n"
+                "import pkg_shfail\n" + (fork if when == "at-a-fork" else "") + "pkg_shfail.PING.wait(10)\n")
+        child = run_child(code, child_env(site), timeout=HANG)
+        assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+        assert json.loads(out.read_text()) == "sent"
+        assert [r.path for r in server.settle(NOTHING_QUIET)] == ["/t/pkg-shfail"]
+    finally:
+        server.close()
 
 
 # --- item 11: without a shell, fork first ----------------------------------------------
