@@ -7,8 +7,9 @@ settings from a pipe on its stdin, imports this module from ``home`` and calls
 :func:`main` with them::
 
     {"jobs": [JOB, ...], "home": the path entry holding scarf_autoping,
-     "path": [entries to append to sys.path], "meta": [the host's whole sys.path],
-     "delay": seconds, "report": bool, "loop": bool, "host": pid}
+     "path": [the host's whole sys.path, absolute], "skip": [indices in "path" of the
+     host's working and script directories], "delay": seconds, "report": bool,
+     "loop": bool, "host": pid}
 
     JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
                      "variables": {...}, "ci": false, "timeout": 3.0, "retry_interval": null | s,
@@ -17,8 +18,9 @@ settings from a pipe on its stdin, imports this module from ``home`` and calls
     JOB (an event): {"method": "POST", "url": ..., "body": "...", "timeout": 3.0, "event": true}
 
 It sleeps ``delay`` seconds (a host that is starting up keeps the machine to itself),
-appends ``path`` to its own ``sys.path`` (the standard library stays first: nothing of
-the host's shadows it), finds distribution metadata through ``meta``, builds each URL
+appends ``path`` but ``skip`` to its own ``sys.path`` (the standard library stays first:
+nothing of the host's shadows it), finds distribution metadata through the whole
+``path`` (the host may have found the package in its working directory), builds each URL
 from the same template and facts code the host would use, sends it with the same
 transport (proxies from the environment, no redirects, no body read, the ping's
 ``timeout``), and, with ``report``, writes one line per job to descriptor 3::
@@ -181,13 +183,14 @@ def main(settings: dict) -> None:
             os.set_blocking(fd, False)  # a host that reads no more must never hold us
         if delay:
             time.sleep(delay)
-        # Appended: the standard library comes first, as in a fresh interpreter.
-        sys.path.extend(p for p in settings.get("path") or [] if isinstance(p, str) and p not in sys.path)
+        path = [p for p in settings.get("path") or [] if isinstance(p, str)]
+        skip = settings.get("skip") or []
+        # Appended: the standard library comes first, as in a fresh interpreter, and the
+        # host's own directories are left out (a random.py there is the host's business).
+        sys.path.extend(p for i, p in enumerate(path) if i not in skip and p not in sys.path)
         from scarf_autoping import naming
 
-        meta = settings.get("meta")
-        if isinstance(meta, list):
-            naming.search_path = [p for p in meta if isinstance(p, str)]
+        naming.search_path = path or None  # metadata: where the host would find it
         import warnings
 
         warnings.simplefilter("ignore")  # nobody would read them: stderr is the null device

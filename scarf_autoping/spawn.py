@@ -220,10 +220,17 @@ def search_path() -> "list[str]":
     return entries
 
 
-def import_path(entries: "list[str]") -> "list[str]":
-    """``entries`` (see :func:`search_path`) without the host's working directory and
-    script directory, unless one of them is :func:`home`: what the sender appends to its
-    own path (the standard library) to import our dependencies.
+def _identity(path: str) -> "tuple[int, int] | None":
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
+
+
+def own_entries(entries: "list[str]") -> "list[int]":
+    """The indices in ``entries`` (see :func:`search_path`) of the host's working directory
+    and script directory, unless one is :func:`home`: the sender does not import from them.
 
     The host's own files there (a ``random.py``, a script named ``requests.py``) are the
     host's: a fresh interpreter would not import them, and neither does the sender.
@@ -231,16 +238,19 @@ def import_path(entries: "list[str]") -> "list[str]":
     own = set()
     cwd = _getcwd()
     if cwd:
-        own.add(os.path.realpath(cwd))
+        own.add(_identity(cwd))
     main = getattr(sys.modules.get("__main__"), "__file__", None)
     first = sys.path[0] if sys.path and isinstance(sys.path[0], str) else None
     if isinstance(main, str) and first is not None:
         # ``python dir/script.py`` (or ``python app.pyz``) made ``sys.path[0]`` the script's directory.
-        first = os.path.realpath(os.path.join(cwd, first) if cwd else first)
-        if os.path.realpath(os.path.dirname(os.path.abspath(main))) == first:
-            own.add(first)
+        here = _identity(os.path.join(cwd, first) if cwd else first)
+        if here == _identity(os.path.dirname(os.path.abspath(main))):
+            own.add(here)
+    own.discard(None)
+    if not own:
+        return []
     mine = home()
-    return [entry for entry in entries if entry == mine or os.path.realpath(entry) not in own]
+    return [index for index, entry in enumerate(entries) if entry != mine and _identity(entry) in own]
 
 
 def _inheritable_fds(keep: "int | None") -> "list[int]":
@@ -296,12 +306,12 @@ def spawn(
             return None
         orphan = orphan and orphans()
         shell = orphan and os.access(SHELL, os.X_OK)
-        meta = search_path()
+        path = search_path()
         message = _message(encode({
             "jobs": jobs,
             "home": home(),
-            "path": import_path(meta),
-            "meta": meta,
+            "path": path,
+            "skip": own_entries(path),
             "delay": max(0.0, float(delay)),
             "report": result_fd is not None,
             "loop": loop,
