@@ -128,7 +128,7 @@ def interpreter() -> "str | None":
         return _interpreter[0]
     found = None
     try:
-        if not getattr(sys, "frozen", False) and hasattr(_posix, "posix_spawn") and os.path.exists(home()):
+        if not getattr(sys, "frozen", False) and hasattr(_posix, "posix_spawn") and _importable(home()):
             exe = sys.executable or ""
             name = os.path.basename(exe).lower()
             if exe and name.startswith(("python", "pypy")) and os.access(exe, os.X_OK):
@@ -189,6 +189,17 @@ def encode(value: object) -> str:
 def home() -> str:
     """The path entry our package was imported from: a directory, or a zip archive."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _importable(entry: str) -> bool:
+    """Whether a path entry is a directory, a zip archive or a directory in one."""
+    probe = entry
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    return probe == entry or os.path.isfile(probe)
 
 
 def _getcwd() -> str:
