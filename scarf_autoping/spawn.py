@@ -317,12 +317,12 @@ def spawn(
             return None
         orphan = orphan and orphans()
         shell = orphan and os.access(SHELL, os.X_OK)
-        path = search_path()
+        entries = search_path()
         message = _message(encode({
             "jobs": jobs,
             "home": home(),
-            "path": path,
-            "skip": own_entries(path),
+            "path": entries,
+            "skip": own_entries(entries),
             "delay": max(0.0, float(delay)),
             "report": result_fd is not None,
             "loop": loop,
