@@ -38,9 +38,10 @@ How the process is started, and why:
   once, so the sender is re-parented to init (or the nearest subreaper). Without a shell
   (a distroless image) the sender forks itself as the very first thing, before it reads
   its settings or imports anything, and its first process exits: the host waits only
-  for the interpreter's start. A shell (or first process) that exits non-zero started
-  nothing: :func:`spawn` says so and the caller falls back. The end of an orphan is seen
-  as the end of its result pipe.
+  for the interpreter's start. A shell that exits non-zero started nothing (it could
+  not fork): the sender is then started without it; a first process that exits
+  non-zero started nothing either: :func:`spawn` says so and the caller falls back. The
+  end of an orphan is seen as the end of its result pipe.
 * A host that is PID 1 is init for its namespace: an orphan would be re-parented to the
   host itself, so there the sender is its direct child, reaped by our thread.
 
@@ -310,15 +311,13 @@ def spawn(
     ``loop``: the sender retries jobs that have a ``retry_interval`` for as long as this
     process lives (no thread of ours will). Never raises.
     """
-    settings_fd = None
     try:
         exe = interpreter()
         if exe is None:
             return None
         orphan = orphan and orphans()
-        shell = orphan and os.access(SHELL, os.X_OK)
         entries = search_path()
-        message = _message(encode({
+        settings = encode({
             "jobs": jobs,
             "home": home(),
             "path": entries,
@@ -327,14 +326,31 @@ def spawn(
             "report": result_fd is not None,
             "loop": loop,
             "host": os.getpid(),
-        }), fork=orphan and not shell)  # no shell to make an orphan of it: it forks itself
-        if len(message) > MAX_SETTINGS:
-            return None
+        })
         argv = [exe, "-I", "-S"]
         if sys.flags.utf8_mode:
             argv += ["-X", "utf8"]
         argv += ["-c", BOOTSTRAP]
-        path = exe
+        shell = orphan and os.access(SHELL, os.X_OK)
+    except BaseException:  # noqa: BLE001 - no process, no problem: the caller falls back
+        return None
+    if shell:
+        pid = _start(argv, settings, result_fd, orphan=True, shell=True)
+        if pid is not None:
+            return pid
+        # The shell could not start it (it could not fork): the sender forks itself instead.
+    return _start(argv, settings, result_fd, orphan=orphan, shell=False)
+
+
+def _start(argv: "list[str]", settings: str, result_fd: "int | None", *, orphan: bool, shell: bool) -> "int | None":
+    """One attempt of :func:`spawn`: through the shell, or the sender directly (forking
+    itself first when it must be an orphan)."""
+    settings_fd = None
+    try:
+        message = _message(settings, fork=orphan and not shell)
+        if len(message) > MAX_SETTINGS:
+            return None
+        path = argv[0]
         target = 0
         if shell:
             # A background job's stdin is the null device: the job takes it from descriptor 4.

@@ -339,36 +339,67 @@ JOB = {"method": "GET", "template": "http://127.0.0.1:9/t/{package}", "package":
 
 
 def test_a_shell_that_fails_is_not_taken_for_a_started_sender(tmp_path, monkeypatch):
-    monkeypatch.setattr(spawn, "SHELL", str(failing(tmp_path)))
-    assert spawn.interpreter() is not None
-    assert spawn.spawn([JOB], orphan=True) is None
+    """The shell exits 2 without starting anything: the sender is started without it."""
+    server = Collector()
+    try:
+        monkeypatch.setattr(spawn, "SHELL", str(failing(tmp_path)))
+        assert spawn.spawn([dict(JOB, template=server.url + "/t/{package}")], orphan=True) is not None
+        assert [r.path for r in server.wait_for(1, timeout=10)] == ["/t/scarf-autoping"]
+        assert len(server.settle(NOTHING_QUIET)) == 1
+    finally:
+        server.close()
 
 
-def test_a_sender_that_cannot_fork_is_not_taken_for_started(tmp_path, monkeypatch):
-    """Without a shell the sender forks itself; its first process exiting non-zero (the
-    fork failed, the interpreter could not start) means nothing was started."""
-    monkeypatch.setattr(spawn, "SHELL", str(tmp_path / "no-shell"))
+@pytest.mark.parametrize("shell", ["none", "failing"])
+def test_a_sender_that_cannot_fork_is_not_taken_for_started(tmp_path, monkeypatch, shell):
+    """Without a (working) shell the sender forks itself; its first process exiting
+    non-zero (the fork failed, the interpreter could not start) means nothing started."""
+    monkeypatch.setattr(spawn, "SHELL", str(failing(tmp_path) if shell == "failing" else tmp_path / "no-shell"))
     monkeypatch.setattr(spawn, "_interpreter", [str(failing(tmp_path, "python3"))])
     assert spawn.spawn([JOB], orphan=True) is None
 
 
+HOST_REPORT = ("import atexit, json, sys\n"
+               "atexit.register(lambda: open({out!r}, 'w').write(json.dumps(\n"
+               "    [sys.modules['pkg_shfail'].PING.status, 'requests' in sys.modules])))\n")
+
+
 @pytest.mark.parametrize("when", ["after-the-deferral", "at-a-fork"])
-def test_when_the_shell_fails_the_host_sends_the_ping_itself(tmp_path, site, when):
+def test_when_the_shell_fails_the_sender_is_started_without_it(tmp_path, site, when):
     """The shell that would orphan the sender fails (no fork): the ping is not reported
-    handed over or lost, it is sent from the host, once. (At exit the sender is started
-    without the shell: the host is going anyway.)"""
+    handed over or lost, a sender is started without the shell and delivers it, once,
+    and the host's fork meets no thread of ours (no warning on 3.12+). (At exit the
+    sender is started without the shell anyway: the host is going.)"""
     server = Collector()
     out = tmp_path / "status.json"
     try:
         autoping_package(site, "pkg_shfail", server.url + "/t/{package}")
         fork = "import os\npid = os.fork()\nif not pid:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
-        code = ("import atexit, json, sys\n"
-                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sys.modules['pkg_shfail'].PING.status)))\n"
-                f"from scarf_autoping import spawn\nspawn.SHELL = {str(failing(tmp_path))!r}\n"
-                "import pkg_shfail\n" + (fork if when == "at-a-fork" else "") + "pkg_shfail.PING.wait(10)\n")
+        code = (HOST_REPORT.format(out=str(out))
+                + f"from scarf_autoping import spawn\nspawn.SHELL = {str(failing(tmp_path))!r}\n"
+                + "import pkg_shfail\n" + (fork if when == "at-a-fork" else "") + "pkg_shfail.PING.wait(10)\n")
         child = run_child(code, child_env(site), timeout=HANG)
         assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
-        assert json.loads(out.read_text()) == "sent"
+        assert json.loads(out.read_text()) == ["sent", False]
+        assert [r.path for r in server.settle(NOTHING_QUIET)] == ["/t/pkg-shfail"]
+    finally:
+        server.close()
+
+
+def test_when_no_sender_can_be_started_the_host_sends_the_ping_itself(tmp_path, site):
+    """Neither the shell nor the sender's first process can fork: nothing was started,
+    so the ping is sent from the host, once, instead of being reported or lost."""
+    server = Collector()
+    out = tmp_path / "status.json"
+    try:
+        autoping_package(site, "pkg_shfail", server.url + "/t/{package}")
+        code = (HOST_REPORT.format(out=str(out))
+                + f"from scarf_autoping import spawn\nspawn.SHELL = {str(failing(tmp_path))!r}\n"
+                + f"spawn._interpreter[:] = [{str(failing(tmp_path, 'python3'))!r}]\n"
+                + "import pkg_shfail\npkg_shfail.PING.wait(10)\n")
+        child = run_child(code, child_env(site), timeout=HANG)
+        assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+        assert json.loads(out.read_text()) == ["sent", True]
         assert [r.path for r in server.settle(NOTHING_QUIET)] == ["/t/pkg-shfail"]
     finally:
         server.close()
