@@ -241,28 +241,39 @@ def _identity(path: str) -> "tuple[int, int] | None":
 
 
 def own_entries(entries: "list[str]") -> "list[int]":
-    """The indices in ``entries`` (see :func:`search_path`) of the host's working directory
-    and script directory, unless one is :func:`home`: the sender does not import from them.
+    """The indices in ``entries`` (see :func:`search_path`) of the host's own directories,
+    which the sender does not import from: what the interpreter itself put first on the
+    path (the script's directory, or the working directory for ``-c``, ``-m`` and the
+    REPL) and any other spelling of the working directory (``''``, ``'.'``).
 
     The host's own files there (a ``random.py``, a script named ``requests.py``) are the
-    host's: a fresh interpreter would not import them, and neither does the sender.
+    host's: a fresh interpreter would not import them, and neither does the sender. A
+    directory that is also on the path on purpose (``PYTHONPATH=/app`` run from ``/app``)
+    and :func:`home` are kept.
     """
-    own = set()
     cwd = _getcwd()
-    if cwd:
-        own.add(_identity(cwd))
+    here = _identity(cwd) if cwd else None
     main = getattr(sys.modules.get("__main__"), "__file__", None)
-    first = sys.path[0] if sys.path and isinstance(sys.path[0], str) else None
-    if isinstance(main, str) and first is not None:
-        # ``python dir/script.py`` (or ``python app.pyz``) made ``sys.path[0]`` the script's directory.
-        here = _identity(os.path.join(cwd, first) if cwd else first)
-        if here == _identity(os.path.dirname(os.path.abspath(main))):
-            own.add(here)
-    own.discard(None)
+    script = _identity(os.path.dirname(os.path.abspath(main))) if isinstance(main, str) else None
+    # -I and -P (3.11+) put nothing first: the first entry is then the standard library's.
+    first = not (sys.flags.isolated or getattr(sys.flags, "safe_path", False))
+    implicit, explicit = set(), set()
+    known: dict[str, tuple[int, int] | None] = {}
+    for index, entry in enumerate(sys.path):
+        if not isinstance(entry, str):
+            continue
+        if not os.path.isabs(entry):
+            identity = _identity(os.path.join(cwd, entry)) if cwd else None
+            (implicit if identity == here else explicit).add(identity)
+        else:
+            identity = known[entry] = _identity(entry)
+            (implicit if index == 0 and first and identity in (here, script) else explicit).add(identity)
+    own = implicit - explicit - {None}
     if not own:
         return []
     mine = home()
-    return [index for index, entry in enumerate(entries) if entry != mine and _identity(entry) in own]
+    return [index for index, entry in enumerate(entries)
+            if entry != mine and (known[entry] if entry in known else _identity(entry)) in own]
 
 
 def _inheritable_fds(keep: "int | None") -> "list[int]":

@@ -144,6 +144,36 @@ def test_metadata_is_still_found_through_the_hosts_whole_path(tmp_path, where):
         server.close()
 
 
+#: What the sender imports beyond the standard library and scarf_autoping.
+SENDER_DEPS = ("requests", "urllib3", "idna", "certifi", "charset_normalizer", "distro", "importlib_metadata", "zipp")
+
+
+def test_a_path_entry_the_host_set_on_purpose_is_kept_even_as_the_working_directory(tmp_path, site):
+    """PYTHONPATH=/app run from /app (a Docker WORKDIR, Lambda's /var/task): the entry was
+    put there on purpose, and the sender's dependencies may live only there. Only what
+    the interpreter itself put first (the script's directory, '' or the -m working
+    directory) is left out."""
+    server = Collector()
+    try:
+        app = tmp_path / "app"
+        app.mkdir()
+        packages = Path(_site_packages())
+        for name in SENDER_DEPS:
+            if (packages / name).exists():
+                (app / name).symlink_to(packages / name, target_is_directory=True)
+        autoping_package(site, "pkg_app", server.url + "/t/{package}/{distro}")
+        env = child_env(None, PYTHONPATH=os.pathsep.join([str(app), str(SOURCE.parent), str(site)]))
+        # The base interpreter: this environment's site-packages is not on its path.
+        proc = run([str(base_python()), "-c", WAIT.format(pkg="pkg_app")], env, cwd=app)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        assert json.loads(proc.stdout)[:2] == [True, "sent"], proc
+        paths = [r.path for r in server.settle(0.3)]
+        assert len(paths) == 1 and paths[0].startswith("/t/pkg-app/"), paths
+        assert paths[0] != "/t/pkg-app/unknown", "the sender could not import distro from /app"
+    finally:
+        server.close()
+
+
 # --- item 4: nothing of the host's on the command line --------------------------------
 
 
