@@ -183,11 +183,12 @@ def main(settings: dict) -> None:
             os.set_blocking(fd, False)  # a host that reads no more must never hold us
         if delay:
             time.sleep(delay)
-        path = [p for p in settings.get("path") or [] if isinstance(p, str)]
+        entries = settings.get("path") or []
+        path = [p for p in entries if isinstance(p, str)]
         skip = settings.get("skip") or []
         # Appended: the standard library comes first, as in a fresh interpreter, and the
         # host's own directories are left out (a random.py there is the host's business).
-        sys.path.extend(p for i, p in enumerate(path) if i not in skip and p not in sys.path)
+        sys.path.extend(p for i, p in enumerate(entries) if isinstance(p, str) and i not in skip and p not in sys.path)
         from scarf_autoping import naming
 
         naming.search_path = path or None  # metadata: where the host would find it
