@@ -45,7 +45,7 @@ memory, CPU time.
 
 Figures are medians and 90th percentiles of per-round paired differences. Last, the
 detached sender on its own: started with the library's own ``spawn.spawn()`` (its exact
-command line, ``python -I -S sender.py SETTINGS``), its lifetime from spawn to exit and its
+command line, ``python -I -S -c BOOTSTRAP``), its lifetime from spawn to exit and its
 peak memory (max RSS, from ``wait4``), against both collectors.
 """
 
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n" + table(["target (scarf-autoping, issue 8)", "limit", "measured (median / p90)", "verdict"], trows))
 
-    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S sender.py SETTINGS`) "
+    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`) "
           "and reaped here (`os.wait4`), and the senders the hosts above left behind:\n")
     srows = [list(r) for r in print_sender_rows]
     for kind, label in (("i", "left by short-lived hosts, 50 ms endpoint"), ("c", "left by CPU-bound hosts"),

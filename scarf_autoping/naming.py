@@ -26,6 +26,11 @@ MAX_SUGGESTIONS = 3
 
 _cache: dict[str, Resolved] = {}
 
+#: The path distributions are looked up in: None for ``sys.path``. The detached sender
+#: sets the host's whole path: its own import path leaves out the host's working and
+#: script directories, where the host may have found the package.
+search_path: list[str] | None = None
+
 
 class Resolved:
     """What a package name resolved to.
@@ -66,6 +71,43 @@ def _metadata_module() -> object:
     return md
 
 
+def _distribution(md: object, name: str) -> object:
+    """``md.distribution(name)``, looked up in :data:`search_path`."""
+    if search_path is None:
+        return md.distribution(name)  # type: ignore[attr-defined]
+    if not name:
+        raise ValueError("a distribution name is required")
+    for dist in md.distributions(name=name, path=search_path):  # type: ignore[attr-defined]
+        return dist
+    raise md.PackageNotFoundError(name)  # type: ignore[attr-defined]
+
+
+def _distributions(md: object) -> object:
+    """``md.distributions()``, looked up in :data:`search_path`."""
+    if search_path is None:
+        return md.distributions()  # type: ignore[attr-defined]
+    return md.distributions(path=search_path)  # type: ignore[attr-defined]
+
+
+def _shipping(md: object, top: str) -> list[str]:
+    """The names of the distributions that ship the top-level module ``top``.
+
+    ``md.packages_distributions()``, which has no path of its own to look in: with a
+    :data:`search_path`, the same reading (``top_level.txt``, else the installed files).
+    """
+    if search_path is None:
+        return list(md.packages_distributions().get(top, ()))  # type: ignore[attr-defined]
+    names = []
+    for dist in _distributions(md):  # type: ignore[attr-defined]
+        tops = (dist.read_text("top_level.txt") or "").split()
+        if not tops:
+            tops = [path.parts[0] if len(path.parts) > 1 else path.name.split(".")[0]
+                    for path in dist.files or () if path.suffix in (".py", ".pyc", ".so", ".pyd")]
+        if top in tops:
+            names.append(dist.metadata["Name"])
+    return names
+
+
 def _version_of(dist: object) -> str:
     from .facts import clean
 
@@ -97,7 +139,7 @@ def _lookup(package: str) -> Resolved:
     md = _metadata_module()
     normal = policy.normalize(package)
     try:
-        dist = md.distribution(package)  # type: ignore[attr-defined]
+        dist = _distribution(md, package)
     except md.PackageNotFoundError:  # type: ignore[attr-defined]
         dist = None
     except ValueError:  # an empty or odd name
@@ -106,11 +148,11 @@ def _lookup(package: str) -> Resolved:
         return Resolved(package, _name_of(dist, package), _version_of(dist))
     # An import name: the distribution that ships its top-level package, when exactly one does.
     parts = package.strip().split(".")
-    shipping = sorted(set(md.packages_distributions().get(parts[0], ())))  # type: ignore[attr-defined]
+    shipping = sorted(set(_shipping(md, parts[0])))
     candidates = []
     for dist_name in shipping:
         try:
-            candidates.append(md.distribution(dist_name))  # type: ignore[attr-defined]
+            candidates.append(_distribution(md, dist_name))
         except md.PackageNotFoundError:  # type: ignore[attr-defined]
             continue
     if len(candidates) > 1 and len(parts) > 1:
@@ -144,7 +186,7 @@ def installed_names() -> list[str]:
     """The normalised names of every installed distribution (each once, sorted)."""
     try:
         md = _metadata_module()
-        return sorted({policy.normalize(d.metadata.get("Name") or "") for d in md.distributions()} - {""})  # type: ignore[attr-defined]
+        return sorted({policy.normalize(d.metadata.get("Name") or "") for d in _distributions(md)} - {""})  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001
         return []
 

@@ -1,11 +1,15 @@
 """The detached sender: a short-lived process that delivers pings handed over by a host.
 
-Started by :func:`scarf_autoping.spawn.spawn` as ``python -I -S sender.py SETTINGS``,
-with the null device on stdin/stdout/stderr, in a session of its own. ``SETTINGS`` is
-one JSON argument::
+Started by :func:`scarf_autoping.spawn.spawn` as ``python -I -S -c BOOTSTRAP`` (a command
+line that is the same for every host, see :data:`scarf_autoping.spawn.BOOTSTRAP`), with
+the null device on stdout/stderr, in a session of its own. The bootstrap reads the
+settings from a pipe on its stdin, imports this module from ``home`` and calls
+:func:`main` with them::
 
-    {"jobs": [JOB, ...], "path": [host sys.path], "delay": seconds, "report": bool,
-     "loop": bool, "host": pid, "fork": bool (optional)}
+    {"jobs": [JOB, ...], "home": the path entry holding scarf_autoping,
+     "path": [the host's whole sys.path, absolute], "skip": [indices in "path" of the
+     host's working and script directories], "delay": seconds, "report": bool,
+     "loop": bool, "host": pid}
 
     JOB (a ping):   {"method": "GET", "template": ..., "package": ..., "version": null | "1.2",
                      "variables": {...}, "ci": false, "timeout": 3.0, "retry_interval": null | s,
@@ -14,21 +18,22 @@ one JSON argument::
     JOB (an event): {"method": "POST", "url": ..., "body": "...", "timeout": 3.0, "event": true}
 
 It sleeps ``delay`` seconds (a host that is starting up keeps the machine to itself),
-builds each URL from the same template and facts code the host would use, sends it with
-the same transport (proxies from the environment, no redirects, no body read, the
-ping's ``timeout``), and, with ``report``, writes one line per job to descriptor 3::
+appends ``path`` but ``skip`` to its own ``sys.path`` (the standard library stays first:
+nothing of the host's shadows it), finds distribution metadata through the whole
+``path`` (the host may have found the package in its working directory), builds each URL
+from the same template and facts code the host would use, sends it with the same
+transport (proxies from the environment, no redirects, no body read, the ping's
+``timeout``), and, with ``report``, writes one line per job to descriptor 3::
 
     <index> TAB <status> TAB <reason> TAB <url> TAB <retry> NEWLINE
 
-where ``<retry>`` is empty when a failure is final and otherwise the least seconds to
-wait before trying again (see :mod:`scarf_autoping.retry`; the host schedules it).
+where ``<url>`` is empty for an event (its URL may hold a password) and ``<retry>`` is
+empty when a failure is final and otherwise the least seconds to wait before trying
+again (see :mod:`scarf_autoping.retry`; the host schedules it).
 
 With ``loop`` (set where no thread of the host's will schedule retries: uWSGI, a fork),
 a job with a ``retry_interval`` is tried again here, for as long as the host process
 ``host`` lives; once it is gone, one last attempt is made, as a hand-over would.
-
-With ``fork`` (no shell to start it as an orphan), it forks first and its first process
-exits, so it is never the host's child.
 
 It never prints, always exits 0 (a process manager that reaps it, such as gunicorn's
 arbiter, must see nothing unusual) and is gone within ``delay`` plus the largest
@@ -158,29 +163,20 @@ def _deliver(index: int, job: dict, fd: "int | None", loop: bool, host: "int | N
     while True:
         status, reason, url, again = _attempt(job)
         if status == "sent" or again is None or not interval:
-            _report(fd, index, status, reason, url, again)
+            # An event's URL may hold a Basic-auth password: the host keeps the one it shows.
+            _report(fd, index, status, reason, None if job.get("event") else url, again)
             return
         if not _sleep(retry.next_delay(float(interval), again, retry.jitter_fraction()), host):
             interval = None
 
 
-def main(argv: "list[str]") -> None:
-    """Run the jobs in ``argv[1]``, all at once; exit 0 whatever happens."""
+def main(settings: dict) -> None:
+    """Run the jobs in ``settings``, all at once; exit 0 whatever happens."""
     try:
         import _thread
-        import json
         import time
 
         started = time.monotonic()
-        settings = json.loads(argv[1])
-        if settings.get("fork"):
-            # Started without a shell to make an orphan of us (spawn.py): our first process
-            # exits, the host reaps it at once, and this one is re-parented to init.
-            try:
-                if os.fork():
-                    os._exit(0)
-            except OSError:
-                os._exit(0)  # the host is waiting for this process: never keep it waiting
         jobs = settings.get("jobs") or []
         delay = float(settings.get("delay") or 0.0)
         longest = max((float(job.get("timeout", 3.0)) + float(job.get("wait") or 0.0) for job in jobs), default=0.0)
@@ -198,7 +194,15 @@ def main(argv: "list[str]") -> None:
             os.set_blocking(fd, False)  # a host that reads no more must never hold us
         if delay:
             time.sleep(delay)
-        sys.path[:0] = [p for p in settings.get("path") or [] if isinstance(p, str)]
+        entries = settings.get("path") or []
+        path = [p for p in entries if isinstance(p, str)]
+        skip = settings.get("skip") or []
+        # Appended: the standard library comes first, as in a fresh interpreter, and the
+        # host's own directories are left out (a random.py there is the host's business).
+        sys.path.extend(p for i, p in enumerate(entries) if isinstance(p, str) and i not in skip and p not in sys.path)
+        from scarf_autoping import naming
+
+        naming.search_path = path or None  # metadata: where the host would find it
         import warnings
 
         warnings.simplefilter("ignore")  # nobody would read them: stderr is the null device
@@ -231,7 +235,3 @@ def main(argv: "list[str]") -> None:
     except BaseException:  # noqa: BLE001 - the sender is silent and always exits 0
         pass
     os._exit(0)
-
-
-if __name__ == "__main__":
-    main(sys.argv)
