@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -38,7 +37,6 @@ from helpers import (
     Request,
     autoping_package,
     child_env,
-    free_port,
     make_package,
     run_child,
 )
@@ -56,7 +54,7 @@ NOTHING = 3.0
 #: Allowed beyond ``exit_timeout`` between the import returning and the process being gone.
 EXIT_MARGIN = 0.6
 #: How much longer than the same child importing a plain package a short-lived child may take.
-EXIT_DELAY_MARGIN = 0.3
+EXIT_DELAY_MARGIN = 0.6
 #: The contract's deferral: seconds before a living host's ping goes out.
 DEFERRAL = 1.0
 #: Children run at once by :func:`run_batch` (they mostly sleep or wait for the network).
@@ -539,9 +537,11 @@ def test_piped_host_gets_eof_at_its_exit_while_the_sender_lives_on(tmp_path, sit
 
 @pytest.mark.parametrize("endpoint", ["slow", "dead"])
 def test_a_short_lived_host_exits_as_fast_as_without_us(tmp_path, site, make_collector, endpoint):
+    """A host that waited for its ping at exit would live a whole exit_timeout (1 s) longer:
+    the endpoint answers after 2 s, or never. The figures themselves are benchmarks'."""
     make_package(site, "pkg_plain", "")
-    server = make_collector("delay:0.05") if endpoint == "slow" else None
-    base = server.url if server is not None else f"http://127.0.0.1:{free_port()}"
+    server = make_collector("delay:2" if endpoint == "slow" else "hang")
+    base = server.url
     autoping_package(site, PKG, base + ROUTE)
     env = child_env(site)
     plain_out, ours_out = tmp_path / "plain.json", tmp_path / "ours.json"
@@ -561,9 +561,11 @@ def test_a_short_lived_host_exits_as_fast_as_without_us(tmp_path, site, make_col
         if server is not None:
             assert arrived == i, "the ping reached the collector before the host had exited"
             assert len(server.wait_for(i + 1, timeout=WAIT)) == i + 1
-    if server is not None:
+    if endpoint == "slow":
         assert paths(server.settle(QUIET)) == [PATH] * 3
-    assert statistics.median(ours) < statistics.median(plain) + EXIT_DELAY_MARGIN, (ours, plain)
+    # The fastest of three interleaved runs: a loaded machine can slow any one run, but a
+    # host that waits for its ping can never be fast.
+    assert min(ours) < min(plain) + EXIT_DELAY_MARGIN, (ours, plain)
 
 
 # --- 8. on_exit="wait" --------------------------------------------------------------------
