@@ -95,10 +95,12 @@ class Job:
     ``spec`` is what a detached sender needs (plain data, see :mod:`scarf_autoping.sender`).
     ``prepare()`` (imports, facts, the URL) and ``send(prepared) -> (status, reason[, retry])``
     are how the host sends it itself (``retry``: see :func:`scarf_autoping.retry.retryable`). ``detach``: deliver through a detached sender while the
-    host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``.
+    host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``. ``here``: the thread
+    has taken it to send from the host and not started yet (exit may take it back).
     """
 
-    __slots__ = ("debug", "detach", "on_exit", "ping", "prepare", "retry_interval", "send", "spec", "started")
+    __slots__ = ("debug", "detach", "here", "on_exit", "ping", "prepare", "retry_interval", "send", "spec",
+                 "started")
 
     def __init__(
         self,
@@ -119,6 +121,7 @@ class Job:
         self.on_exit = on_exit
         self.debug = debug
         self.started = 0.0
+        self.here = False
         self.retry_interval: float | None = spec.get("retry_interval")
 
 
@@ -138,7 +141,7 @@ class _Sender:
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
-_busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline
+_busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline (see Job.here)
 _inline: "list[Job]" = []  # being sent from the host by the thread
 _later: "list[tuple[float, Job]]" = []  # (monotonic time, job): failed, to be tried again then
 _senders: "list[_Sender]" = []  # detached senders whose results are awaited
@@ -287,6 +290,9 @@ def _dispatch(batch: "list[Job]") -> None:
     here = [job for job in batch if job not in detached]
     if detached and _start_sender(detached, delay=0.0) is None:
         here += detached
+    with _lock:
+        for job in here:
+            job.here = True  # taken, not started: exit may take it back
     for job in here:
         _send_here(job)
 
@@ -434,6 +440,9 @@ def _finish(sender: "_Sender", reason: str) -> None:
 def _send_here(job: "Job") -> None:
     """Send from the host (no sender possible, or an event): imports under the import lock."""
     with _lock:
+        if job not in _busy:  # exit has taken it back: its on_exit decides
+            return
+        job.here = False
         _inline.append(job)
         _unbusy([job])
     job.started = time.monotonic()
@@ -536,58 +545,67 @@ def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False, loop: b
 
 
 def _at_exit() -> None:
-    """Hand over what has not gone out, wait only where the author asked for it."""
-    global _exiting
+    """Hand over what has not gone out, wait only where the author asked for it (or must)."""
     try:
-        with _lock:
-            _exiting = True
-            queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
-            del _queue[:], _later[:]
-        for job in queued:
-            if job.on_exit == "drop":
-                _resolve(job, "dropped", "dropped at interpreter exit")
-        waiting = [job for job in queued if job.on_exit == "wait"]
-        handoff = [job for job in queued if job.on_exit == "handoff"]
-        init = os.getpid() == 1
-        if init:
-            # The init process of a PID namespace (a container running `python app.py`):
-            # when it exits, the kernel kills every process left in the namespace, the
-            # senders too. Send from here instead, and wait for the senders that are out,
-            # all within exit_timeout.
-            waiting += handoff
-        else:
-            waiting += _hand_over(handoff, delay=0.0)
-        if waiting:
-            with _lock:
-                _queue.extend(waiting)
-                started = _ensure_thread()
-            if not started:
-                for job in waiting:
-                    _resolve(job, "failed", "could not start the worker thread at exit")
-            hurry()
-        deadline = time.monotonic() + 0.25
-        while _busy and time.monotonic() < deadline:  # a batch the thread is placing right now
-            _nap.acquire(True, 0.001)
-        with _lock:
-            senders = list(_senders)
-        out: list[Job] = []  # with a sender that is out
-        for sender in senders:  # what the senders already reported; the rest is theirs to finish
-            _read(sender, 0.25)
-            out += [job for job in sender.jobs if job is not None]
-        if not init:
-            for job in out:
-                _resolve(job, "handed-over", "sent by a detached process")
-            out = []
-        with _lock:
-            pending = [job.ping for job in waiting + _inline + out + (_busy if init else [])
-                       if job.ping.status in ("pending", "retrying")]
-        if pending:
-            _wait_for(pending, max(ping.exit_timeout for ping in pending))
+        _exit_jobs()
         _leave_at_exit()
     except KeyboardInterrupt:
         _interrupted()
     except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass
+
+
+def _exit_jobs() -> None:
+    """Exit proper: what is unsent is dropped, handed over or waited for, per on_exit."""
+    global _exiting
+    with _lock:
+        _exiting = True
+        queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
+        del _queue[:], _later[:]
+    deadline = time.monotonic() + 0.25
+    while any(not job.here for job in _busy) and time.monotonic() < deadline:
+        _nap.acquire(True, 0.001)  # a batch the thread is placing with a sender right now
+    with _lock:
+        # Taken by the thread to send from the host (one at a time), not started: as unsent.
+        taken = [job for job in _busy if job.here]
+        _unbusy(taken)
+        senders = list(_senders)
+    queued += taken
+    for job in queued:
+        if job.on_exit == "drop":
+            _resolve(job, "dropped", "dropped at interpreter exit")
+    waiting = [job for job in queued if job.on_exit == "wait"]
+    handoff = [job for job in queued if job.on_exit == "handoff"]
+    stays = os.getpid() == 1
+    if stays:
+        # The init process of a PID namespace (a container running `python app.py`):
+        # when it exits, the kernel kills every process left in the namespace, the
+        # senders too. Send from here instead, and wait for the senders that are out,
+        # all within exit_timeout.
+        waiting += handoff
+    else:
+        waiting += _hand_over(handoff, delay=0.0)
+    if waiting:
+        with _lock:
+            _queue.extend(waiting)
+            started = _ensure_thread()
+        if not started:
+            for job in waiting:
+                _resolve(job, "failed", "could not start the worker thread at exit")
+        hurry()
+    out: list[Job] = []  # with a sender that is out
+    for sender in senders:  # what the senders already reported; the rest is theirs to finish
+        _read(sender, 0.25)
+        out += [job for job in sender.jobs if job is not None]
+    if not stays:
+        for job in out:
+            _resolve(job, "handed-over", "sent by a detached process")
+        out = []
+    with _lock:
+        pending = [job.ping for job in waiting + _inline + out + (_busy if stays else [])
+                   if job.ping.status in ("pending", "retrying")]
+    if pending:
+        _wait_for(pending, max(ping.exit_timeout for ping in pending))
 
 
 def _leave_at_exit() -> None:
