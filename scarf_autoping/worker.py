@@ -18,7 +18,8 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    sender and the host exits at once (``on_exit="handoff"``, the default); with
    ``on_exit="wait"`` the host sends them and waits at most ``exit_timeout``; with
    ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
-   and never sent twice. Ctrl-C ends any wait at exit, and the process dies of SIGINT.
+   and never sent twice. Ctrl-C ends any wait at exit;
+   the other exit handlers run, and then the process dies of SIGINT.
 4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
    our account and the child inherits nothing. The parent's queued pings then go to a
@@ -547,10 +548,11 @@ def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False, loop: b
 def _at_exit() -> None:
     """Hand over what has not gone out, wait only where the author asked for it (or must)."""
     try:
-        _exit_jobs()
+        try:
+            _exit_jobs()
+        except KeyboardInterrupt:
+            _interrupted()
         _leave_at_exit()
-    except KeyboardInterrupt:
-        _interrupted()
     except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass
 
@@ -636,24 +638,43 @@ def _wait_for(pings: "list[Ping]", timeout: float) -> None:
 
 
 def _interrupted() -> None:
-    """Ctrl-C while exit waited for us: stop waiting, and end the way Ctrl-C ends Python.
+    """Ctrl-C while exit waited for us: our wait ends, the rest of exit runs, then SIGINT ends it.
 
-    A Python program interrupted by Ctrl-C dies of SIGINT, which tells a shell loop or
-    ``make`` to stop; swallowing the interrupt would report success instead.
+    The handlers registered before ours (the application's own, ``logging.shutdown``) still
+    have to run, so the process cannot be killed here; and an exception out of an atexit
+    handler is printed and ignored. CPython itself ends a program by SIGINT, after
+    finalizing it, when the code of ``__main__`` ended with an unhandled KeyboardInterrupt
+    (so that a shell loop or ``make`` stops): that is recorded by the code runner that
+    ran ``__main__`` (``PyRun_*``), which is asked here to run ``raise KeyboardInterrupt``,
+    with ``sys.excepthook`` silenced for the moment. Where that cannot be done (not
+    CPython, no ``ctypes``, an embedding program that does not look), exit just goes on.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001
-            pass
+    if sys.implementation.name != "cpython":
+        return
     try:
-        import signal
+        import ctypes
 
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:  # noqa: BLE001
-        pass
-    os._exit(130)
+        run = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(
+            ("PyRun_SimpleStringFlags", ctypes.pythonapi))
+    except BaseException:  # noqa: BLE001 - no ctypes, no symbol: exit goes on as it is
+        return
+    names = ("last_exc", "last_type", "last_value", "last_traceback")
+    saved = {name: getattr(sys, name) for name in names if hasattr(sys, name)}
+    hook = sys.excepthook
+    try:
+        sys.excepthook = _quiet
+        run(b"raise KeyboardInterrupt", None)
+    finally:
+        sys.excepthook = hook
+        for name in names:  # PyErr_Print records the exception there: put back what was
+            if name in saved:
+                setattr(sys, name, saved[name])
+            elif hasattr(sys, name):
+                delattr(sys, name)
+
+
+def _quiet(*args: object) -> None:
+    """An excepthook that prints nothing."""
 
 
 def flush(timeout: "float | None" = None) -> bool:
