@@ -18,7 +18,9 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    sender and the host exits at once (``on_exit="handoff"``, the default); with
    ``on_exit="wait"`` the host sends them and waits at most ``exit_timeout``; with
    ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
-   and never sent twice. Ctrl-C ends any wait at exit;
+   and never sent twice. Where a process started at exit would die with the host (PID 1,
+   the one child of a container's init, a systemd service's main process), exit sends
+   and waits instead. Ctrl-C ends any wait at exit;
    the other exit handlers run, and then the process dies of SIGINT.
 4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
@@ -578,12 +580,12 @@ def _exit_jobs() -> None:
             _resolve(job, "dropped", "dropped at interpreter exit")
     waiting = [job for job in queued if job.on_exit == "wait"]
     handoff = [job for job in queued if job.on_exit == "handoff"]
-    stays = os.getpid() == 1
+    # Asked only when something would be handed over or is out with a sender.
+    stays = bool(handoff or senders or _busy) and host.dies_with_host()
     if stays:
-        # The init process of a PID namespace (a container running `python app.py`):
-        # when it exits, the kernel kills every process left in the namespace, the
-        # senders too. Send from here instead, and wait for the senders that are out,
-        # all within exit_timeout.
+        # A process started now dies with us (PID 1 of a container, the one child of an
+        # init that exits with it, a systemd service's main process): send from here
+        # instead, and wait for the senders that are out, all within exit_timeout.
         waiting += handoff
     else:
         waiting += _hand_over(handoff, delay=0.0)

@@ -1,5 +1,9 @@
 """The boundary with the host at exit and around its children.
 
+* A hand-over that cannot outlive the host: a program under an init that exits with it
+  (a shell-form ``CMD``, tini, ``docker run --init``) or the main process of a systemd
+  service (whose cgroup is killed when it exits) waits for its ping within
+  ``exit_timeout``, as PID 1 does, instead of handing it to a sender that dies with it.
 * Background events the thread has taken but not yet sent at exit are handed over (or
   waited for), never left to die with the interpreter.
 * Ctrl-C during the exit wait ends our wait only: every other ``atexit`` handler runs
@@ -12,11 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from helpers import NOTHING_QUIET, autoping_package, child_env, run_child
@@ -28,6 +36,110 @@ pytestmark = [
 
 #: Seconds a child may run before it counts as hung.
 HANG = 30.0
+
+
+# --- 5. a hand-over that cannot outlive the host ---------------------------------------
+
+
+def _can_unshare_pid() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_pid(), reason="SKIPPED LOUDLY: needs root and unshare --pid --mount-proc")
+def test_a_host_under_a_shell_init_waits_instead_of_handing_over(make_collector, site):
+    """``/bin/sh -c 'python app.py; true'`` as PID 1 (a shell-form CMD): the host is PID 2,
+    and the shell exits right after it, which kills the whole namespace, a sender too."""
+    server = make_collector("delay:0.3")
+    autoping_package(site, "pkg_shinit", server.url + "/t/{package}", args="exit_timeout=10")
+    code = ("import atexit, os\n"
+            "atexit.register(lambda: print(os.getpid(), os.getppid(), pkg_shinit.PING.status))\n"
+            "import pkg_shinit\n")
+    script = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}; true"  # `; true`: sh must not exec python
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", script],
+                          env=child_env(site), capture_output=True, text=True, timeout=HANG, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert (proc.returncode, proc.stderr) == (0, ""), proc
+    pid, ppid, status = proc.stdout.split()
+    assert (ppid, status) == ("1", "sent"), proc  # the shell is PID 1; sent before the host exited
+    assert pid != "1", proc
+    assert len(server.settle(NOTHING_QUIET)) == 1
+
+
+def _cgroup2_here() -> Path | None:
+    """The cgroup v2 directory this process is in, if it can hold a new, killable child cgroup."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+        own = [line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")]
+    except OSError:
+        return None
+    roots = [line.split()[1] for line in mounts if line.split()[2:3] == ["cgroup2"]]
+    if not roots or not own:
+        return None
+    here = Path(roots[0] + own[0].rstrip("/"))
+    return here if (here / "cgroup.procs").exists() else None
+
+
+@pytest.mark.skipif(_cgroup2_here() is None, reason="SKIPPED LOUDLY: needs root and a writable cgroup v2 hierarchy")
+def test_the_main_process_of_a_service_unit_waits_instead_of_handing_over(make_collector, site):
+    """The main process of a systemd service: when it exits, systemd kills what is left in
+    the unit's cgroup (KillMode=control-group, the default), a sender too. Simulated with a
+    real ``<name>.service`` cgroup whose processes are killed (``cgroup.kill``) the moment
+    the host has exited; the host's parent (this test) is outside the unit, as systemd is."""
+    unit = _cgroup2_here() / f"scarf-autoping-test-{uuid.uuid4().hex[:8]}.service"  # type: ignore[operator]
+    try:
+        unit.mkdir()
+    except OSError as exc:
+        pytest.skip(f"SKIPPED LOUDLY: cannot create a cgroup: {exc}")
+    try:
+        if not (unit / "cgroup.kill").exists():
+            pytest.skip("SKIPPED LOUDLY: no cgroup.kill (Linux 5.14+)")
+        server = make_collector("delay:0.3")
+        autoping_package(site, "pkg_unit", server.url + "/t/{package}", args="exit_timeout=10")
+        code = ("import atexit\n"
+                "atexit.register(lambda: print(open('/proc/self/cgroup').read().endswith('.service\\n'),"
+                " pkg_unit.PING.status))\n"
+                "import pkg_unit\n")
+        proc = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3"', "sh", str(unit),
+                               sys.executable, code], env=child_env(site), capture_output=True, text=True,
+                              timeout=HANG, check=False, stdin=subprocess.DEVNULL)
+        (unit / "cgroup.kill").write_text("1")  # what systemd does when the main process has exited
+        assert (proc.returncode, proc.stderr) == (0, ""), proc
+        assert proc.stdout == "True sent\n", proc
+        assert len(server.settle(NOTHING_QUIET)) == 1
+    finally:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                unit.rmdir()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                try:
+                    (unit / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+                time.sleep(0.05)
+
+
+def test_an_ordinary_host_still_hands_over_and_exits_at_once(collector, site):
+    """Not in a container, not a service's main process: the hand-over stays, exit is not delayed."""
+    autoping_package(site, "pkg_plain_exit", collector.url + "/t/{package}")
+    code = ("import atexit, time\n"
+            "atexit.register(lambda: print(round(time.monotonic() - ended, 3), pkg_plain_exit.PING.status))\n"
+            "import pkg_plain_exit\n"
+            "ended = time.monotonic()\n")
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    seconds, status = child.stdout.split()
+    assert status == "handed-over", child
+    assert float(seconds) < 0.2, f"exit took {seconds} s for a hand-over (expected a few ms)"
+    assert len(collector.expect(1)) == 1
 
 
 # --- 12. jobs the thread has taken but not yet sent at exit ------------------------------
