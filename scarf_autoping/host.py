@@ -11,6 +11,7 @@ interpreter already has (``sys.modules``, ``sys.flags``, ``_thread``) and import
   has patched ``_thread``: our worker is an OS thread that green hubs must not see.
 * :func:`dies_with_host`: whether a process started now is killed when this one exits
   (asked at exit only: it reads a file or two under ``/proc``).
+* :func:`reaps_children`: whether the host handles SIGCHLD with a Python function of its own.
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
@@ -189,3 +190,25 @@ def _main_process_of_a_service(parent: int) -> bool:
     except OSError:
         return False
     return any(theirs.get(key) != path for key, path in ours.items())
+
+
+def reaps_children() -> bool:
+    """True when the host handles SIGCHLD with a Python function of its own.
+
+    Such a handler runs for every child that ends, ours too (the ``/bin/sh`` that makes
+    an orphan of the sender is, for a moment, the host's child): one that calls
+    ``os.wait()`` gets ``ChildProcessError`` or reaps ours instead of its own. There is no
+    portable, thread-safe way to start a process that is not the caller's child, so while
+    such a handler is installed no process of ours is started. SIG_IGN and SIG_DFL are
+    fine; a handler set in C cannot be seen cheaply, and is left alone. gunicorn's arbiter
+    is the exception: it reaps with ``waitpid(-1, WNOHANG)`` and ignores pids it does not
+    know, and its master forks: sending from it would put our thread in front of its forks.
+    """
+    signal = sys.modules.get("signal")
+    if signal is None:
+        return False
+    try:
+        handler = signal.getsignal(signal.SIGCHLD)
+        return callable(handler) and getattr(handler, "__module__", None) != "gunicorn.arbiter"
+    except Exception:  # noqa: BLE001 - no SIGCHLD (Windows), a patched signal module
+        return False

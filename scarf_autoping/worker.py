@@ -12,15 +12,16 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    never the host's child (a host that waits for its children or forks must not meet
    it); the thread reads each outcome from a pipe, settles the
    :class:`~scarf_autoping.Ping`, and sees the sender's end as the pipe's end. Where no sender can be started (Windows, frozen applications, a failed
-   spawn) and for background events, the thread sends from the host with
+   spawn), while the host handles SIGCHLD itself (no process of ours may be its child
+   then) and for background events, the thread sends from the host with
    :mod:`scarf_autoping.transport`, as an ordinary background worker.
 3. **Exit.** At interpreter exit, pings that have not gone out are handed to a detached
    sender and the host exits at once (``on_exit="handoff"``, the default); with
    ``on_exit="wait"`` the host sends them and waits at most ``exit_timeout``; with
    ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
    and never sent twice. Where a process started at exit would die with the host (PID 1,
-   the one child of a container's init, a systemd service's main process), exit sends
-   and waits instead. Ctrl-C ends any wait at exit;
+   the one child of a container's init, a systemd service's main process) or the host
+   reaps its own children, exit sends and waits instead. Ctrl-C ends any wait at exit;
    the other exit handlers run, and then the process dies of SIGINT.
 4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
@@ -165,7 +166,7 @@ _warmed = False
 
 def submit(job: "Job") -> None:
     """Queue ``job``; start the thread if there is none. Never raises, never blocks on I/O."""
-    if (not job.detach or spawn.interpreter() is None) and "threading" not in sys.modules:
+    if "threading" not in sys.modules and (not job.detach or spawn.interpreter() is None or _host_reaps()):
         # This job may be sent from the host, and sending imports ``threading`` (through
         # ``requests``). Before CPython 3.13, the thread that first imports ``threading``
         # becomes its "main thread", and interpreter exit then waits for *that* thread: it
@@ -288,8 +289,14 @@ def _until_next_retry() -> "float | None":
 
 
 def _dispatch(batch: "list[Job]") -> None:
-    """Send ``batch``: through one detached sender where it may, else from the host."""
-    detached = [job for job in batch if job.detach or host.green()]
+    """Send ``batch``: through one detached sender where it may, else from the host.
+
+    While the host handles SIGCHLD itself, no process of ours is started (see
+    :func:`_host_reaps`): its pings are sent from the host too.
+    """
+    green = host.green()
+    spawning = green or not (_host_reaps() and _may_import_threading())
+    detached = [job for job in batch if green or (job.detach and spawning)]
     here = [job for job in batch if job not in detached]
     if detached and _start_sender(detached, delay=0.0) is None:
         here += detached
@@ -298,6 +305,25 @@ def _dispatch(batch: "list[Job]") -> None:
             job.here = True  # taken, not started: exit may take it back
     for job in here:
         _send_here(job)
+
+
+def _host_reaps() -> bool:
+    """The host handles SIGCHLD in Python: start no process of ours while it lives.
+
+    Green hosts keep their detached sender (sending from the host is what broke them).
+    """
+    return host.reaps_children() and not host.green()
+
+
+def _may_import_threading() -> bool:
+    """Whether our thread may import ``threading`` (as sending from the host does).
+
+    Before CPython 3.13 the thread that first imports it becomes its "main thread", and
+    interpreter exit waits for that thread: it must not be ours. :func:`submit` imports it
+    on the caller's thread when it can tell; a host that installs its SIGCHLD handler
+    later and never imports ``threading`` keeps the detached sender.
+    """
+    return "threading" in sys.modules or sys.version_info >= (3, 13)
 
 
 def _start_sender(jobs: "list[Job]", *, delay: float) -> "_Sender | None":
@@ -587,6 +613,9 @@ def _exit_jobs() -> None:
         # init that exits with it, a systemd service's main process): send from here
         # instead, and wait for the senders that are out, all within exit_timeout.
         waiting += handoff
+    elif handoff and _host_reaps():
+        # The host reaps its children: no process of ours, sent from here within exit_timeout.
+        waiting += handoff
     else:
         waiting += _hand_over(handoff, delay=0.0)
     if waiting:
@@ -834,7 +863,9 @@ def _after_fork_parent() -> None:
             remaining = 0.0 if _hurry else max(0.0, _deadline - now)
         # A ping with no retry: one sender, after what is left of the deferral; its outcome
         # is read whenever our thread runs again (Ping.wait(), the next ping, exit).
-        detached = [job for job in queued if job.detach and not job.retry_interval]
+        # No process of ours while the host reaps its children: the thread sends them.
+        reaps = _host_reaps()
+        detached = [] if reaps else [job for job in queued if job.detach and not job.retry_interval]
         if detached and _start_sender(detached, delay=remaining) is not None:
             queued = [job for job in queued if job not in detached]
         # A ping that retries (or waits to): a sender that sleeps until it is due and goes
@@ -843,16 +874,19 @@ def _after_fork_parent() -> None:
         queued = [job for job in queued if not (job.detach and job.retry_interval)]
         waiting = [job for _, job in later if job.detach]
         specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
-        if waiting and spawn.spawn(specs, orphan=True, loop=True) is not None:
+        if waiting and not reaps and spawn.spawn(specs, orphan=True, loop=True) is not None:
             for job in waiting:
                 _resolve(job, "handed-over", "a detached process retries it for as long as this process lives")
             later = [(when, job) for when, job in later if not job.detach]
         if queued or later:
-            # Only a ping that must be sent from the host restarts the thread here.
+            # Only a ping that must be sent from the host restarts the thread here. Not for
+            # a host that reaps its children: a forking one would meet that thread at its next
+            # fork (CPython 3.13 counts it); its pings wait for the next ping, Ping.wait() or exit.
             with _lock:
                 _queue[:0] = queued
                 _later.extend(later)
-                _ensure_thread()
+                if not reaps:
+                    _ensure_thread()
     except BaseException:  # noqa: BLE001 - never an error in the host's fork
         pass
 

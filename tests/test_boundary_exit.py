@@ -4,6 +4,8 @@
   (a shell-form ``CMD``, tini, ``docker run --init``) or the main process of a systemd
   service (whose cgroup is killed when it exits) waits for its ping within
   ``exit_timeout``, as PID 1 does, instead of handing it to a sender that dies with it.
+* A host that handles SIGCHLD itself never meets a process of ours: no SIGCHLD of ours,
+  no ``ChildProcessError`` in its handler, none of its children's pids taken.
 * Background events the thread has taken but not yet sent at exit are handed over (or
   waited for), never left to die with the interpreter.
 * Ctrl-C during the exit wait ends our wait only: every other ``atexit`` handler runs
@@ -140,6 +142,116 @@ def test_an_ordinary_host_still_hands_over_and_exits_at_once(collector, site):
     assert status == "handed-over", child
     assert float(seconds) < 0.2, f"exit took {seconds} s for a hand-over (expected a few ms)"
     assert len(collector.expect(1)) == 1
+
+
+# --- 7. a host that handles SIGCHLD itself ------------------------------------------------
+
+#: A host whose SIGCHLD handler reaps with os.wait() and records what it got; it has a
+#: child of its own. Its last atexit handler (registered before the import, so it runs
+#: after ours) lingers, as a slow one does, then prints
+#: [pids reaped, errors, its own child's pid, ping status].
+SIGCHLD_HOST = """\
+import atexit, json, os, signal, subprocess, sys, time
+reaped, errors = [], []
+
+def report():
+    time.sleep({linger})  # a SIGCHLD of ours would be handled in here
+    print(json.dumps([reaped, errors, own.pid, pkg_chld.PING.status]))
+
+def on_sigchld(signum, frame):
+    try:
+        reaped.append(os.wait()[0])
+    except ChildProcessError as exc:
+        errors.append(type(exc).__name__)
+
+signal.signal(signal.SIGCHLD, on_sigchld)
+own = subprocess.Popen(["sleep", "{own_sleep}"])
+atexit.register(report)
+import pkg_chld
+"""
+
+
+def _until_reaped() -> str:
+    return ("deadline = time.monotonic() + 20\n"
+            "while not reaped and time.monotonic() < deadline:\n"
+            "    time.sleep(0.01)\n")
+
+
+def test_a_host_that_reaps_its_children_never_meets_ours_while_it_lives(make_collector, site):
+    server = make_collector("delay:0.1")
+    autoping_package(site, "pkg_chld", server.url + "/t/{package}")
+    code = (SIGCHLD_HOST.format(own_sleep=0.3, linger=0.3) + _until_reaped()
+            + "time.sleep(1.5)\n"  # past the deferral: our thread delivers the ping now
+            + "pkg_chld.PING.wait(20)\n")
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    reaped, errors, own, status = json.loads(child.stdout)
+    assert errors == [], child  # old code: our shell's SIGCHLD made its os.wait() fail
+    assert reaped == [own], child  # its own child, and nothing of ours
+    assert status == "sent", child
+    assert len(server.settle(NOTHING_QUIET)) == 1
+
+
+def test_a_host_that_reaps_its_children_never_meets_ours_at_exit(make_collector, site):
+    server = make_collector("delay:0.1")
+    autoping_package(site, "pkg_chld", server.url + "/t/{package}", args="exit_timeout=10")
+    # Exits within the deferral; its last handler lingers long enough for a sender to end.
+    code = SIGCHLD_HOST.format(own_sleep=0.1, linger=2.5) + _until_reaped()
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    reaped, errors, own, status = json.loads(child.stdout)
+    assert errors == [], child
+    assert reaped == [own], child
+    assert status == "sent", child  # sent from the host within exit_timeout: no process was started
+    assert len(server.settle(NOTHING_QUIET)) == 1
+
+
+def test_a_host_that_reaps_its_children_and_forks_during_the_deferral_never_meets_ours(make_collector, site):
+    """A fork during the deferral handed the ping to a sender from the fork hook: its shell's
+    SIGCHLD reached the host's handler right as the host managed its new child."""
+    server = make_collector("delay:0.1")
+    autoping_package(site, "pkg_chld", server.url + "/t/{package}")
+    code = (SIGCHLD_HOST.format(own_sleep=0.1, linger=0.3) + _until_reaped()
+            + "reaped.clear()\n"
+            + "time.sleep(0.1)\n"  # our thread is in its deferral
+            + "child = os.fork()\n"
+            + "if child == 0:\n"
+            + "    time.sleep(0.3)\n"
+            + "    os._exit(0)\n"
+            + "deadline = time.monotonic() + 20\n"
+            + "while not reaped and time.monotonic() < deadline:\n"
+            + "    time.sleep(0.01)\n"
+            + "own.pid = child\n"  # the child it reaps now
+            + "pkg_chld.PING.wait(20)\n")
+    child = run_child(code, child_env(site), args=("-W", "default::DeprecationWarning"), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child  # no multi-threaded fork warning either
+    reaped, errors, own, status = json.loads(child.stdout)
+    assert errors == [], child
+    assert reaped == [own], child
+    assert status == "sent", child
+    assert len(server.settle(NOTHING_QUIET)) == 1
+
+
+def test_gunicorns_reaper_keeps_the_detached_sender(make_collector, site):
+    """gunicorn's arbiter reaps with waitpid(-1, WNOHANG) and ignores pids it does not know:
+    its SIGCHLD handler is no reason to send from the host (a fork would then meet our thread)."""
+    server = make_collector()
+    autoping_package(site, "pkg_chld", server.url + "/t/{package}")
+    code = textwrap.dedent("""\
+        import json, signal, sys
+        class Arbiter:
+            def handle_chld(self, signum, frame):
+                pass
+        Arbiter.__module__ = Arbiter.handle_chld.__module__ = "gunicorn.arbiter"
+        signal.signal(signal.SIGCHLD, Arbiter().handle_chld)
+        import pkg_chld
+        pkg_chld.PING.wait(20)
+        print(json.dumps([pkg_chld.PING.status, "requests" in sys.modules]))
+        """)
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert json.loads(child.stdout) == ["sent", False], child  # sent by a sender: requests never imported here
+    assert len(server.settle(NOTHING_QUIET)) == 1
 
 
 # --- 12. jobs the thread has taken but not yet sent at exit ------------------------------
