@@ -140,7 +140,9 @@ def dies_with_host() -> bool:
         parent = os.getppid()
         if parent == 1 and _nested_pid_namespace():
             return True
-        return _main_process_of_a_service(parent)
+        # systemd starts a system service's main process itself (parent 1), and sets
+        # INVOCATION_ID for every unit's processes (v232+): only then is /proc read.
+        return (parent == 1 or "INVOCATION_ID" in os.environ) and _main_process_of_a_service(parent)
     except Exception:  # noqa: BLE001 - no /proc, an odd platform: the common case
         return False
 

@@ -91,7 +91,8 @@ def test_the_main_process_of_a_service_unit_waits_instead_of_handing_over(make_c
     """The main process of a systemd service: when it exits, systemd kills what is left in
     the unit's cgroup (KillMode=control-group, the default), a sender too. Simulated with a
     real ``<name>.service`` cgroup whose processes are killed (``cgroup.kill``) the moment
-    the host has exited; the host's parent (this test) is outside the unit, as systemd is."""
+    the host has exited; the host's parent (this test) is outside the unit, as systemd is,
+    and INVOCATION_ID is set, as systemd sets it for every unit's processes."""
     unit = _cgroup2_here() / f"scarf-autoping-test-{uuid.uuid4().hex[:8]}.service"  # type: ignore[operator]
     try:
         unit.mkdir()
@@ -107,7 +108,8 @@ def test_the_main_process_of_a_service_unit_waits_instead_of_handing_over(make_c
                 " pkg_unit.PING.status))\n"
                 "import pkg_unit\n")
         proc = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3"', "sh", str(unit),
-                               sys.executable, code], env=child_env(site), capture_output=True, text=True,
+                               sys.executable, code], env=child_env(site, INVOCATION_ID=uuid.uuid4().hex),
+                              capture_output=True, text=True,
                               timeout=HANG, check=False, stdin=subprocess.DEVNULL)
         (unit / "cgroup.kill").write_text("1")  # what systemd does when the main process has exited
         assert (proc.returncode, proc.stderr) == (0, ""), proc
