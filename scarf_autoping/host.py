@@ -183,15 +183,20 @@ def _systemd_cgroups(pid: "int | str") -> "dict[bytes, bytes]":
 
 
 def _main_process_of_a_service(parent: int) -> bool:
+    """Our cgroup is a ``.service`` unit and our parent is not in it (the service manager)."""
     try:
         ours = {key: path for key, path in _systemd_cgroups("self").items()
                 if path.rsplit(b"/", 1)[-1].endswith(b".service")}
-        if not ours:
-            return False
-        theirs = _systemd_cgroups(parent)
     except OSError:
         return False
-    return any(theirs.get(key) != path for key, path in ours.items())
+    if not ours:
+        return False
+    try:
+        theirs = _systemd_cgroups(parent)
+    except OSError:  # hidden (hidepid, ProtectProc=invisible: the manager runs as root) or gone
+        return True
+    common = [key for key in ours if key in theirs]
+    return not common or any(theirs[key] != ours[key] for key in common)
 
 
 def reaps_children() -> bool:
