@@ -12,13 +12,17 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    never the host's child (a host that waits for its children or forks must not meet
    it); the thread reads each outcome from a pipe, settles the
    :class:`~scarf_autoping.Ping`, and sees the sender's end as the pipe's end. Where no sender can be started (Windows, frozen applications, a failed
-   spawn) and for background events, the thread sends from the host with
+   spawn), while the host handles SIGCHLD itself (no process of ours may be its child
+   then) and for background events, the thread sends from the host with
    :mod:`scarf_autoping.transport`, as an ordinary background worker.
 3. **Exit.** At interpreter exit, pings that have not gone out are handed to a detached
    sender and the host exits at once (``on_exit="handoff"``, the default); with
    ``on_exit="wait"`` the host sends them and waits at most ``exit_timeout``; with
    ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
-   and never sent twice. Ctrl-C ends any wait at exit, and the process dies of SIGINT.
+   and never sent twice. Where a process started at exit would die with the host (PID 1,
+   the one child of a container's init, a systemd service's main process) or the host
+   reaps its own children, exit sends and waits instead. Ctrl-C ends any wait at exit;
+   the other exit handlers run, and then the process dies of SIGINT.
 4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on
    our account and the child inherits nothing. The parent's queued pings then go to a
@@ -165,10 +169,12 @@ class Job:
     ``spec`` is what a detached sender needs (plain data, see :mod:`scarf_autoping.sender`).
     ``prepare()`` (imports, facts, the URL) and ``send(prepared) -> (status, reason[, retry])``
     are how the host sends it itself (``retry``: see :func:`scarf_autoping.retry.retryable`). ``detach``: deliver through a detached sender while the
-    host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``.
+    host lives. ``on_exit``: ``"handoff"``, ``"wait"`` or ``"drop"``. ``here``: the thread
+    has taken it to send from the host and not started yet (exit may take it back).
     """
 
-    __slots__ = ("debug", "detach", "on_exit", "ping", "prepare", "retry_interval", "send", "spec", "started")
+    __slots__ = ("debug", "detach", "here", "on_exit", "ping", "prepare", "retry_interval", "send", "spec",
+                 "started")
 
     def __init__(
         self,
@@ -189,6 +195,7 @@ class Job:
         self.on_exit = on_exit
         self.debug = debug
         self.started = 0.0
+        self.here = False
         self.retry_interval: float | None = spec.get("retry_interval")
 
 
@@ -218,7 +225,7 @@ UNKNOWN = "sent by a detached process; its outcome is unknown (the host closed t
 
 
 _queue: "list[Job]" = []  # submitted, not yet dispatched
-_busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline
+_busy: "list[Job]" = []  # taken by the thread, not yet with a sender or in _inline (see Job.here)
 _inline: "list[Job]" = []  # being sent from the host by the thread
 _later: "list[tuple[float, Job]]" = []  # (monotonic time, job): failed, to be tried again then
 _senders: "list[_Sender]" = []  # detached senders whose results are awaited
@@ -242,7 +249,7 @@ _warmed = False
 
 def submit(job: "Job") -> None:
     """Queue ``job``; start the thread if there is none. Never raises, never blocks on I/O."""
-    if (not job.detach or spawn.interpreter() is None) and "threading" not in sys.modules:
+    if "threading" not in sys.modules and (not job.detach or spawn.interpreter() is None or _host_reaps()):
         # This job may be sent from the host, and sending imports ``threading`` (through
         # ``requests``). Before CPython 3.13, the thread that first imports ``threading``
         # becomes its "main thread", and interpreter exit then waits for *that* thread: it
@@ -413,13 +420,41 @@ def _until_next_retry() -> "float | None":
 
 
 def _dispatch(batch: "list[Job]") -> None:
-    """Send ``batch``: through one detached sender where it may, else from the host."""
-    detached = [job for job in batch if job.detach or host.green()]
+    """Send ``batch``: through one detached sender where it may, else from the host.
+
+    While the host handles SIGCHLD itself, no process of ours is started (see
+    :func:`_host_reaps`): its pings are sent from the host too.
+    """
+    green = host.green()
+    spawning = green or not (_host_reaps() and _may_import_threading())
+    detached = [job for job in batch if green or (job.detach and spawning)]
     here = [job for job in batch if job not in detached]
     if detached and _start_sender(detached, delay=0.0) is None:
         here += detached
+    with _lock:
+        for job in here:
+            job.here = True  # taken, not started: exit may take it back
     for job in here:
         _send_here(job)
+
+
+def _host_reaps() -> bool:
+    """The host handles SIGCHLD in Python: start no process of ours while it lives.
+
+    Green hosts keep their detached sender (sending from the host is what broke them).
+    """
+    return host.reaps_children() and not host.green()
+
+
+def _may_import_threading() -> bool:
+    """Whether our thread may import ``threading`` (as sending from the host does).
+
+    Before CPython 3.13 the thread that first imports it becomes its "main thread", and
+    interpreter exit waits for that thread: it must not be ours. :func:`submit` imports it
+    on the caller's thread when it can tell; a host that installs its SIGCHLD handler
+    later and never imports ``threading`` keeps the detached sender.
+    """
+    return "threading" in sys.modules or sys.version_info >= (3, 13)
 
 
 def _start_sender(
@@ -591,6 +626,9 @@ def _finish(sender: "_Sender", reason: str) -> None:
 def _send_here(job: "Job") -> None:
     """Send from the host (no sender possible, or an event): imports under the import lock."""
     with _lock:
+        if job not in _busy:  # exit has taken it back: its on_exit decides
+            return
+        job.here = False
         _inline.append(job)
         _unbusy([job])
     job.started = time.monotonic()
@@ -733,58 +771,71 @@ def _hand_over(jobs: "list[Job]", *, delay: float, orphan: bool = False, loop: b
 
 
 def _at_exit() -> None:
-    """Hand over what has not gone out, wait only where the author asked for it."""
-    global _exiting
+    """Hand over what has not gone out, wait only where the author asked for it (or must)."""
     try:
-        with _lock:
-            _exiting = True
-            queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
-            del _queue[:], _later[:]
-        for job in queued:
-            if job.on_exit == "drop":
-                _resolve(job, "dropped", "dropped at interpreter exit")
-        waiting = [job for job in queued if job.on_exit == "wait"]
-        handoff = [job for job in queued if job.on_exit == "handoff"]
-        init = os.getpid() == 1
-        if init:
-            # The init process of a PID namespace (a container running `python app.py`):
-            # when it exits, the kernel kills every process left in the namespace, the
-            # senders too. Send from here instead, and wait for the senders that are out,
-            # all within exit_timeout.
-            waiting += handoff
-        else:
-            waiting += _hand_over(handoff, delay=0.0)
-        if waiting:
-            with _lock:
-                _queue.extend(waiting)
-                started = _ensure_thread()
-            if not started:
-                for job in waiting:
-                    _resolve(job, "failed", "could not start the worker thread at exit")
-            hurry()
-        deadline = time.monotonic() + 0.25
-        while _busy and time.monotonic() < deadline:  # a batch the thread is placing right now
-            _nap.acquire(True, 0.001)
-        with _lock:
-            senders = list(_senders)
-        out: list[Job] = []  # with a sender that is out
-        for sender in senders:  # what the senders already reported; the rest is theirs to finish
-            _read(sender, 0.25)
-            out += [job for job in sender.jobs if job is not None]
-        if not init:
-            for job in out:
-                _resolve(job, "handed-over", "sent by a detached process")
-            out = []
-        with _lock:
-            pending = [job.ping for job in waiting + _inline + out + (_busy if init else [])
-                       if job.ping.status in ("pending", "retrying")]
-        if pending:
-            _wait_for(pending, max(ping.exit_timeout for ping in pending))
+        try:
+            _exit_jobs()
+        except KeyboardInterrupt:
+            _interrupted()
         _leave_at_exit()
-    except KeyboardInterrupt:
-        _interrupted()
     except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass
+
+
+def _exit_jobs() -> None:
+    """Exit proper: what is unsent is dropped, handed over or waited for, per on_exit."""
+    global _exiting
+    with _lock:
+        _exiting = True
+        queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
+        del _queue[:], _later[:]
+    deadline = time.monotonic() + 0.25
+    while any(not job.here for job in _busy) and time.monotonic() < deadline:
+        _nap.acquire(True, 0.001)  # a batch the thread is placing with a sender right now
+    with _lock:
+        # Taken by the thread to send from the host (one at a time), not started: as unsent.
+        taken = [job for job in _busy if job.here]
+        _unbusy(taken)
+        senders = list(_senders)
+    queued += taken
+    for job in queued:
+        if job.on_exit == "drop":
+            _resolve(job, "dropped", "dropped at interpreter exit")
+    waiting = [job for job in queued if job.on_exit == "wait"]
+    handoff = [job for job in queued if job.on_exit == "handoff"]
+    # Asked only when something would be handed over or is out with a sender.
+    stays = bool(handoff or senders or _busy) and host.dies_with_host()
+    if stays:
+        # A process started now dies with us (PID 1 of a container, the one child of an
+        # init that exits with it, a systemd service's main process): send from here
+        # instead, and wait for the senders that are out, all within exit_timeout.
+        waiting += handoff
+    elif handoff and _host_reaps():
+        # The host reaps its children: no process of ours, sent from here within exit_timeout.
+        waiting += handoff
+    else:
+        waiting += _hand_over(handoff, delay=0.0)
+    if waiting:
+        with _lock:
+            _queue.extend(waiting)
+            started = _ensure_thread()
+        if not started:
+            for job in waiting:
+                _resolve(job, "failed", "could not start the worker thread at exit")
+        hurry()
+    out: list[Job] = []  # with a sender that is out
+    for sender in senders:  # what the senders already reported; the rest is theirs to finish
+        _read(sender, 0.25)
+        out += [job for job in sender.jobs if job is not None]
+    if not stays:
+        for job in out:
+            _resolve(job, "handed-over", "sent by a detached process")
+        out = []
+    with _lock:
+        pending = [job.ping for job in waiting + _inline + out + (_busy if stays else [])
+                   if job.ping.status in ("pending", "retrying")]
+    if pending:
+        _wait_for(pending, max(ping.exit_timeout for ping in pending))
 
 
 def _leave_at_exit() -> None:
@@ -815,24 +866,43 @@ def _wait_for(pings: "list[Ping]", timeout: float) -> None:
 
 
 def _interrupted() -> None:
-    """Ctrl-C while exit waited for us: stop waiting, and end the way Ctrl-C ends Python.
+    """Ctrl-C while exit waited for us: our wait ends, the rest of exit runs, then SIGINT ends it.
 
-    A Python program interrupted by Ctrl-C dies of SIGINT, which tells a shell loop or
-    ``make`` to stop; swallowing the interrupt would report success instead.
+    The handlers registered before ours (the application's own, ``logging.shutdown``) still
+    have to run, so the process cannot be killed here; and an exception out of an atexit
+    handler is printed and ignored. CPython itself ends a program by SIGINT, after
+    finalizing it, when the code of ``__main__`` ended with an unhandled KeyboardInterrupt
+    (so that a shell loop or ``make`` stops): that is recorded by the code runner that
+    ran ``__main__`` (``PyRun_*``), which is asked here to run ``raise KeyboardInterrupt``,
+    with ``sys.excepthook`` silenced for the moment. Where that cannot be done (not
+    CPython, no ``ctypes``, an embedding program that does not look), exit just goes on.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001
-            pass
+    if sys.implementation.name != "cpython":
+        return
     try:
-        import signal
+        import ctypes
 
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:  # noqa: BLE001
-        pass
-    os._exit(130)
+        run = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(
+            ("PyRun_SimpleStringFlags", ctypes.pythonapi))
+    except BaseException:  # noqa: BLE001 - no ctypes, no symbol: exit goes on as it is
+        return
+    names = ("last_exc", "last_type", "last_value", "last_traceback")
+    saved = {name: getattr(sys, name) for name in names if hasattr(sys, name)}
+    hook = sys.excepthook
+    try:
+        sys.excepthook = _quiet
+        run(b"raise KeyboardInterrupt", None)
+    finally:
+        sys.excepthook = hook
+        for name in names:  # PyErr_Print records the exception there: put back what was
+            if name in saved:
+                setattr(sys, name, saved[name])
+            elif hasattr(sys, name):
+                delattr(sys, name)
+
+
+def _quiet(*args: object) -> None:
+    """An excepthook that prints nothing."""
 
 
 def flush(timeout: "float | None" = None) -> bool:
@@ -992,7 +1062,9 @@ def _after_fork_parent() -> None:
             remaining = 0.0 if _hurry else max(0.0, _deadline - now)
         # A ping with no retry: one sender, after what is left of the deferral; its outcome
         # is read whenever our thread runs again (Ping.wait(), the next ping, exit).
-        detached = [job for job in queued if job.detach and not job.retry_interval]
+        # No process of ours while the host reaps its children: the thread sends them.
+        reaps = _host_reaps()
+        detached = [] if reaps else [job for job in queued if job.detach and not job.retry_interval]
         if detached and _start_sender(detached, delay=remaining) is not None:
             queued = [job for job in queued if job not in detached]
         # A ping that retries (or waits to): a sender that sleeps until it is due and goes
@@ -1004,14 +1076,17 @@ def _after_fork_parent() -> None:
         queued = [job for job in queued if not (job.detach and job.retry_interval)]
         waiting = [job for _, job in later if job.detach]
         specs = [dict(job.spec, wait=max(0.0, when - now)) for when, job in later if job.detach]
-        if waiting and _start_sender(waiting, delay=0.0, specs=specs, loop=True) is not None:
+        if waiting and not reaps and _start_sender(waiting, delay=0.0, specs=specs, loop=True) is not None:
             later = [(when, job) for when, job in later if not job.detach]
         if queued or later:
-            # Only a ping that must be sent from the host restarts the thread here.
+            # Only a ping that must be sent from the host restarts the thread here. Not for
+            # a host that reaps its children: a forking one would meet that thread at its next
+            # fork (CPython 3.13 counts it); its pings wait for the next ping, Ping.wait() or exit.
             with _lock:
                 _queue[:0] = queued
                 _later.extend(later)
-                _ensure_thread()
+                if not reaps:
+                    _ensure_thread()
     except BaseException:  # noqa: BLE001 - never an error in the host's fork
         pass
 
