@@ -270,6 +270,37 @@ def test_recipe_without_scarf_autoping_installed_changes_nothing(server_factory,
 
 
 @pytestmark_bash
+def test_detach_in_an_exit_trap_exits_0_at_once_silently_and_pings_once(tmp_path):
+    """Issue 20: the bare trap line, with no redirection and no ``|| :`` to hide anything."""
+    collector = Collector()
+    try:
+        status = tmp_path / "status"
+        script = tmp_path / "trap.sh"
+        script.write_text(
+            "#!/usr/bin/env bash\nset -euo pipefail\n"
+            "_ping() {\n"
+            "    local rc=0\n"
+            f"    scarf-autoping send --detach --quiet --package mytool '{collector.url}/s/{{package}}/{{platform}}/{{arch}}'"
+            " || rc=$?\n"
+            f"    printf '%s' \"$rc\" > '{status}'\n"
+            "}\n"
+            "trap _ping EXIT\n",
+            encoding="utf-8",
+        )
+        result, seconds = _run(script, _env())
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result
+        assert status.read_text(encoding="utf-8") == "0"
+        assert seconds < 10, seconds  # a hang-catcher, not a timing: the sender is detached
+        arrived = collector.wait_for(1, timeout=10)
+        assert len(collector.settle(0.5)) == 1, arrived  # exactly once
+        assert arrived[0].method == "GET"
+        assert arrived[0].path == f"/s/mytool/{platform.system().lower()}/{platform.machine()}"
+        assert "(cli)" in arrived[0].headers["User-Agent"]
+    finally:
+        collector.close()
+
+
+@pytestmark_bash
 def test_recipe_costs_about_the_start_up_of_the_command(server_factory, tmp_path):
     server = server_factory("stall")
     with_recipe = _script(tmp_path, server.url + "/run", 'echo "working"\n')
