@@ -107,14 +107,18 @@ def main() -> None:
         reaper.drain(10.0)
         up.close()
 
-    base = statistics.median(results[next(iter(variants))])
+    bare = results[next(iter(variants))]
+    base = statistics.median(bare)
     print(f"Wall time of each command, median / p90 of {args.rounds} interleaved rounds; {machine_line()}")
+    print("(x bare start: the median over the bare start's median; paired: the median of each round's ratio)")
     print()
-    print("| command | ms (median / p90) | x bare start |")
-    print("|---|---|---|")
+    print("| command | ms (median / p90) | x bare start | paired |")
+    print("|---|---|---|---|")
     for label, times in results.items():
         median = statistics.median(times)
-        print(f"| `{label}` | {median * 1000:.1f} / {(p90(times) or 0) * 1000:.1f} | {median / base:.2f} |")
+        paired = statistics.median(t / b for t, b in zip(times, bare))
+        print(f"| `{label}` | {median * 1000:.1f} / {(p90(times) or 0) * 1000:.1f} | {median / base:.2f} | "
+              f"{paired:.2f} |")
     if loaded:
         bare = loaded[next(iter(variants))]
         for label, modules in loaded.items():
