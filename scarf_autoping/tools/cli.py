@@ -654,6 +654,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
+class _Unbuilt:
+    """Stands in for a command's parser that will not be used (``build_parser(arguments=False)``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        pass
+
+
 #: The commands, in the order ``--help`` lists them.
 COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
 
@@ -663,24 +670,28 @@ def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse
 
     ``only``: that one command (a command line that starts with it: argparse hands all
     that follows to that command's parser and never looks at another). ``arguments=False``:
-    every command listed, none of its arguments (for ``--help`` and ``--version``, which
-    exit before any command is parsed). argparse makes a parser per command and a help
-    formatter per argument, and looks up every message in ``gettext``: a few milliseconds
-    of a command's start that need not be spent.
+    every command listed with its one-line summary, and no parser behind it (for
+    ``--help`` and ``--version``, which exit before any command is parsed). argparse
+    makes a parser per command and a help formatter per argument, and looks up every
+    message in ``gettext``: a few milliseconds of a command's start that need not be spent.
     """
     parser_class = _parser_class()
     parser = parser_class(prog=PROG, description="Adoption pings for Python packages: inspect, test, set up, collect.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=parser_class if arguments else _Unbuilt)
     commands.required = True
 
     def command(name: str, func: object, summary: str, description: str) -> argparse.ArgumentParser | None:
         """Add the command (unless ``only`` names another); its parser when its arguments are wanted."""
         if only is not None and name != only:
             return None
+        if not arguments:
+            commands.add_parser(name, help=summary)  # listed in --help; an _Unbuilt stands in for its parser
+            return None
         sub = commands.add_parser(name, help=summary, description=description)
         sub.set_defaults(func=func)
-        return sub if arguments else None
+        return sub
 
     def ping_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("template", metavar="TEMPLATE", help="RFC 6570 route template, e.g. "
