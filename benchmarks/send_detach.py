@@ -145,7 +145,8 @@ def main() -> None:
     hanging.close()
 
     print(f"a bash script with telemetry in its EXIT trap: wall time, median of {args.rounds} interleaved rounds "
-          f"(ms; cost = minus the script without telemetry; x bare = cost / `python -c pass` run alone)")
+          f"(ms; cost = minus the script without telemetry; x bare = cost / the median of every `python -c pass` run "
+          "alone)")
     print(machine_line())
     variants = (BARE_START, "none", "python -c pass", "start-up only", "send --detach (GET)", "send --detach",
                 "curl (scarf.sh)", "send (waits)")
@@ -155,11 +156,11 @@ def main() -> None:
         for endpoint in urls:
             median = statistics.median(results[(variant, endpoint)])
             base = statistics.median(results[("none", endpoint)])
-            bare = statistics.median(results[(BARE_START, endpoint)])
+            bare = statistics.median(x for e in urls for x in results[(BARE_START, e)])  # the same in every column
             if median == float("inf"):
                 cells.append(f"{'>' + format(args.cap * 1000, '.0f'):>13}{'':>16}")
             elif variant == BARE_START:
-                cells.append(f"{median * 1000:>13.1f}{'':>8}{1:>8.2f}")
+                cells.append(f"{median * 1000:>13.1f}{'':>8}{median / bare:>8.2f}")
             else:
                 cells.append(f"{median * 1000:>13.1f}{(median - base) * 1000:>+8.1f}{(median - base) / bare:>8.2f}")
         print(f"{variant:<22}" + "".join(cells))
