@@ -7,6 +7,8 @@ What is here, and why:
   caches allowed: a real install has ``.pyc`` files, and this shell sets
   ``PYTHONDONTWRITEBYTECODE=1``, which would make every import look slower than it is.
 * :func:`write_package` writes a throwaway package with real ``dist-info`` metadata.
+* :func:`wall_time` times one command to its exit with a blocking wait (``subprocess``'s
+  own wait with a timeout polls, and rounds every figure up to the end of a sleep).
 * :class:`Collector` is a loopback HTTP server in its own thread: it answers after a
   configurable delay, or accepts and never answers (``hang``), and records every path.
 * :class:`Reaper` makes this process the *child subreaper* of everything it starts
