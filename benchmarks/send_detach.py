@@ -7,8 +7,12 @@ child process; its wall time is measured from start to exit, with the endpoint o
 127.0.0.1 **up** (answers ``204`` at once), **down** (connection refused) and **hanging**
 (accepts, never answers). Rounds interleave the variants in a random order; medians are
 reported, and the cost of each variant is its median minus the bare script's. The
-``start-up only`` row runs ``scarf-autoping --version`` in the trap: the start-up of the
-command itself, which is what ``--detach`` should cost and no more. A run is
+``python -c pass`` row runs a bare interpreter start in the trap (the same interpreter
+the command runs on); ``python -c pass, alone`` is the same start as a process of its
+own, without bash, and every cost is also shown as a multiple of it (issue 20: the
+recipe at most 2.25 times). The ``start-up only`` row runs ``scarf-autoping --version``
+in the trap (the command line's parser). ``send --detach (GET)`` is the shortest use:
+``--detach --quiet --package mytool URL/s/{package}/{platform}/{arch}``. A run is
 cut off at ``--cap`` seconds (``scarf.sh`` gives ``curl`` no overall timeout: against a
 hanging endpoint it waits for ever), shown as ``>cap``.
 
@@ -23,7 +27,6 @@ import random
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Collector
+from _common import Collector, machine_line, wall_time
 
 BIN = Path(sys.executable).parent
 
@@ -42,6 +45,23 @@ _tool_telemetry() {
         --package mytool --version "1.4.2" \
         --var "exit_code=$code" --var "elapsed_time=$SECONDS" \
         --method POST __MODE__ --quiet >/dev/null 2>&1 || :
+}
+trap _tool_telemetry EXIT
+"""
+
+#: A bare interpreter start, the yardstick: the same interpreter, run the same way.
+BARE = r"""
+_tool_telemetry() {
+    local code=$?
+    '__PYTHON__' -c pass >/dev/null 2>&1 || :
+}
+trap _tool_telemetry EXIT
+"""
+
+#: The shortest use of the command: a GET, its facts in the path.
+SIMPLE = r"""
+_tool_telemetry() {
+    scarf-autoping send --detach --quiet --package mytool '__URL__/s/{package}/{platform}/{arch}' || :
 }
 trap _tool_telemetry EXIT
 """
@@ -78,14 +98,8 @@ def write_script(directory: Path, name: str, trap: str) -> Path:
     return path
 
 
-def run(path: Path, env: dict[str, str], cap: float) -> float:
-    started = time.perf_counter()
-    try:
-        subprocess.run(["bash", str(path)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=cap, check=False)
-    except subprocess.TimeoutExpired:
-        return float("inf")
-    return time.perf_counter() - started
+#: The yardstick, run as a process of its own (no bash): what the figures are multiples of.
+BARE_START = "python -c pass, alone"
 
 
 def main() -> None:
@@ -103,41 +117,53 @@ def main() -> None:
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        scripts: dict[tuple[str, str], Path] = {}
+        runs: dict[tuple[str, str], list[str]] = {}
+
+        def script(key: tuple[str, str], trap: str) -> None:
+            runs[key] = ["bash", str(write_script(directory, "-".join(key).replace(" ", "_"), trap))]
+
         for endpoint, url in urls.items():
-            scripts[("none", endpoint)] = write_script(directory, f"none-{endpoint}", "")
-            scripts[("start-up only", endpoint)] = write_script(directory, f"startup-{endpoint}", START_UP)
-            scripts[("send --detach", endpoint)] = write_script(
-                directory, f"detach-{endpoint}", RECIPE.replace("__URL__", url).replace("__MODE__", "--detach"))
-            scripts[("send (waits)", endpoint)] = write_script(
-                directory, f"sync-{endpoint}", RECIPE.replace("__URL__", url).replace("__MODE__", ""))
-            scripts[("curl (scarf.sh)", endpoint)] = write_script(directory, f"curl-{endpoint}",
-                                                                    CURL.replace("__URL__", url))
-        for path in scripts.values():  # warm the page cache and Python's bytecode caches
-            run(path, env, args.cap)
+            runs[(BARE_START, endpoint)] = [sys.executable, "-c", "pass"]
+            script(("none", endpoint), "")
+            script(("python -c pass", endpoint), BARE.replace("__PYTHON__", sys.executable))
+            script(("send --detach (GET)", endpoint), SIMPLE.replace("__URL__", url))
+            script(("start-up only", endpoint), START_UP)
+            script(("send --detach", endpoint), RECIPE.replace("__URL__", url).replace("__MODE__", "--detach"))
+            script(("send (waits)", endpoint), RECIPE.replace("__URL__", url).replace("__MODE__", ""))
+            script(("curl (scarf.sh)", endpoint), CURL.replace("__URL__", url))
+        for argv in runs.values():  # warm the page cache and Python's bytecode caches
+            wall_time(argv, env, args.cap)
+        time.sleep(1.0)
         for _ in range(args.rounds):
-            order = list(scripts)
+            order = list(runs)
             random.shuffle(order)
             for key in order:
-                results.setdefault(key, []).append(run(scripts[key], env, args.cap))
-                time.sleep(1.0)  # let a detached sender of the previous script import and send (2 CPUs)
+                results.setdefault(key, []).append(wall_time(runs[key], env, args.cap))
+                # Let a detached sender of the previous script import and send (2 CPUs).
+                time.sleep(1.0 if key[0].startswith("send") else 0.1)
     up.close()
     hanging.close()
 
     print(f"a bash script with telemetry in its EXIT trap: wall time, median of {args.rounds} interleaved rounds "
-          f"(ms; cost = minus the script without telemetry; {os.cpu_count()} CPUs)")
-    variants = ("none", "start-up only", "send --detach", "curl (scarf.sh)", "send (waits)")
-    print(f"{'variant':<17}" + "".join(f"{e + ' ms':>13}{'cost':>8}" for e in urls))
+          f"(ms; cost = minus the script without telemetry; x bare = cost / the median of every `python -c pass` run "
+          "alone)")
+    print(machine_line())
+    variants = (BARE_START, "none", "python -c pass", "start-up only", "send --detach (GET)", "send --detach",
+                "curl (scarf.sh)", "send (waits)")
+    print(f"{'variant':<22}" + "".join(f"{e + ' ms':>13}{'cost':>8}{'x bare':>8}" for e in urls))
     for variant in variants:
         cells = []
         for endpoint in urls:
             median = statistics.median(results[(variant, endpoint)])
             base = statistics.median(results[("none", endpoint)])
+            bare = statistics.median(x for e in urls for x in results[(BARE_START, e)])  # the same in every column
             if median == float("inf"):
-                cells.append(f"{'>' + format(args.cap * 1000, '.0f'):>13}{'':>8}")
+                cells.append(f"{'>' + format(args.cap * 1000, '.0f'):>13}{'':>16}")
+            elif variant == BARE_START:
+                cells.append(f"{median * 1000:>13.1f}{'':>8}{median / bare:>8.2f}")
             else:
-                cells.append(f"{median * 1000:>13.0f}{(median - base) * 1000:>+8.0f}")
-        print(f"{variant:<17}" + "".join(cells))
+                cells.append(f"{median * 1000:>13.1f}{(median - base) * 1000:>+8.1f}{(median - base) / bare:>8.2f}")
+        print(f"{variant:<22}" + "".join(cells))
 
 
 if __name__ == "__main__":

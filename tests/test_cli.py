@@ -4,6 +4,7 @@ subprocess with a clean environment, against real files and real loopback server
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from helpers import child_env, free_port, make_package, run_child
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scarf_autoping.facts import BUILTIN_NAMES
 from scarf_autoping.machine import normalize_arch
@@ -73,6 +76,136 @@ def test_importing_the_library_does_not_import_the_cli():
     child = run_child("import sys, scarf_autoping; print('scarf_autoping.tools.cli' in sys.modules, 'argparse' in sys.modules)",
                       child_env())
     assert child.stdout.split() == ["False", "False"], child
+
+
+#: What only some commands need (issue 20): ``--help``, ``status`` and ``send --detach`` load none of it.
+HEAVY = frozenset({
+    "subprocess", "tempfile", "threading", "pathlib", "json", "signal", "shutil", "sqlite3", "socket", "ssl",
+    "http.client", "email", "importlib.metadata", "requests", "urllib3", "distro", "platform",
+    "scarf_autoping.naming", "scarf_autoping.tools.collector",
+    "scarf_autoping.tools.report", "scarf_autoping.tools.initcmd",
+})
+
+
+def _imports(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime ARGV``; the modules it imported beyond a bare ``python -c pass``."""
+    def names(args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+        proc = subprocess.run([sys.executable, "-X", "importtime", *args], env=env, capture_output=True, text=True,
+                              timeout=30, check=False, stdin=subprocess.DEVNULL)
+        found = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                 if line.startswith("import time:") and line.count("|") == 2}
+        return proc, found
+
+    bare = names(["-c", "pass"])[1]
+    assert "encodings" in bare or "site" in bare, "-X importtime printed nothing"
+    proc, found = names(argv)
+    return proc, found - bare
+
+
+@pytest.mark.parametrize("args", [("--help",), ("status",), ("send", "--help")], ids=" ".join)
+def test_help_and_status_load_only_what_they_use(args):
+    proc, loaded = _imports([SCRIPT, *args], child_env())
+    assert proc.returncode == 0, proc
+    assert "argparse" in loaded  # they parse with argparse, as ever
+    ours = loaded - _imports(["-c", "import argparse"], child_env())[1]  # not what argparse itself loads
+    assert not ours & HEAVY, sorted(ours & HEAVY)
+
+
+def test_send_detach_loads_neither_argparse_nor_what_the_sender_does(collector):
+    template = collector.url + "/s/{package}/{platform}/{arch}"
+    for env in (child_env(), child_env(DO_NOT_TRACK="1")):
+        proc, loaded = _imports([SCRIPT, "send", template, "--package", "mytool", "--detach", "--quiet"], env)
+        assert proc.returncode == 0 and proc.stdout == "", proc
+        unwanted = loaded & (HEAVY | {"argparse", "enum", "gettext"})
+        assert not unwanted, sorted(unwanted)
+    assert len(collector.wait_for(1, timeout=10)) == 1  # handed over all the same (once: the second opted out)
+    assert len(collector.settle(0.3)) == 1
+
+
+def _parsed(parser, argv: list[str]) -> tuple[str, str, object]:
+    """What parsing ``argv`` printed, and the exit code or the parsed arguments."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            result: object = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            result = exc.code
+    return out.getvalue(), err.getvalue(), result
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["-h"], ["--version"], *([command, "--help"] for command in COMMANDS),
+    ["status"], ["status", "--package", "p"], ["status", "--bogus"], ["send", "x"], ["report", "--by"],
+    ["collect", "--port", "99999"], ["init", "."], ["--he"], ["bogus"], [],
+], ids=" ".join)
+def test_the_part_of_the_parser_a_command_needs_says_what_the_whole_one_says(argv):
+    from scarf_autoping.tools import cli as cli_module
+
+    assert cli_module.COMMANDS == COMMANDS
+    assert _parsed(cli_module._parser_for(argv), argv) == _parsed(cli_module.build_parser(), argv)
+
+
+#: Words a shell script's ``send`` line may be made of, the odd ones included.
+SEND_WORDS = ["--detach", "--detach", "--package", "p", "--package=q", "--package=", "--version", "1.0", "--version=2",
+              "--var", "a=1", "--var=b=2", "--var=-x", "--timeout", "2", "--timeout=0.5", "--timeout=0", "--timeout",
+              "nan", "--timeout=inf", "--method", "POST", "GET", "--method=PUT", "--body", "{}", "--body={\"a\": 1}",
+              "--quiet", "-q", "-v", "--verbose", "-qv", "--", "-h", "--help", "--pack", "--det", "-1", "",
+              "http://x/{package}", "http://x/{nope}", "-x", "--nope"]
+
+
+def _argparse_fields(argv: list[str]) -> dict[str, object] | None:
+    from scarf_autoping.tools import cli as cli_module
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = cli_module.build_parser().parse_args(argv)
+    except SystemExit:
+        return None
+    return {k: v for k, v in vars(args).items() if k != "func"}
+
+
+def _quick_fields(argv: list[str]) -> dict[str, object] | None:
+    from scarf_autoping.tools import cli as cli_module
+
+    args = cli_module.quick_send(argv)
+    return None if args is None else {k: v for k, v in vars(args).items() if k != "func"} | {"command": "send"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["send", "http://x/{package}", "--package", "p", "--detach"],
+    ["send", "--detach", "--quiet", "--package", "mytool", "http://x/s/{package}/{platform}/{arch}"],
+    ["send", "http://x/{package}{?exit_code}", "--package", "mytool", "--version", "1.4.2", "--var", "exit_code=3",
+     "--var", "elapsed_time=0", "--method", "POST", "--detach", "--quiet", "--body", "{}", "--timeout=5"],
+    ["send", "http://x/{package}", "--package=p", "--package", "q", "--detach", "-q", "-v"],
+])
+def test_the_hand_parser_takes_the_recipes_line(argv):
+    assert _quick_fields(argv) is not None
+    assert _quick_fields(argv) == _argparse_fields(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["send", "http://x/{package}", "--package", "p"],  # no --detach: argparse
+    ["send", "http://x/{package}", "--pack", "p", "--detach"],  # an abbreviation
+    ["send", "http://x/{package}", "--package", "p", "--detach", "--help"],
+    ["send", "http://x/{package}", "--package", "p", "--detach", "-qv"],
+    ["send", "http://x/{package}", "--package", "--detach"],  # a missing value
+    ["send", "http://x/{package}", "--package", "p", "--detach", "--timeout", "0"],
+    ["send", "http://x/{package}", "--package", "p", "--detach", "--method", "PUT"],
+    ["send", "http://x/{package}", "http://y/", "--package", "p", "--detach"],
+    ["send", "--", "http://x/{package}", "--package", "p", "--detach"],
+    ["--version", "send", "http://x/{package}", "--package", "p", "--detach"],
+])
+def test_the_hand_parser_leaves_anything_unusual_to_argparse(argv):
+    assert _quick_fields(argv) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(SEND_WORDS), max_size=9))
+def test_whatever_the_hand_parser_takes_argparse_reads_the_same(words):
+    argv = ["send", *words]
+    quick = _quick_fields(argv)
+    if quick is not None:
+        assert quick == _argparse_fields(argv), argv
 
 
 # --------------------------------------------------------------------------

@@ -272,6 +272,62 @@ def test_recipe_without_scarf_autoping_installed_changes_nothing(server_factory,
     assert (result.returncode, result.stdout, result.stderr) == (6, "working\n", ""), result
 
 
+#: The guard the one-line trap in docs/events.md ends with (hides "command not found").
+TRAP_GUARD = " >/dev/null 2>&1 || :"
+
+
+def _trap_line(endpoint: str) -> str:
+    """The one-line ``trap`` from docs/events.md, aimed at ``endpoint``, its guard replaced by a
+    report on stderr: whatever the command prints, or its failure, shows in the script's output."""
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("<!-- trap-line:start -->", 1)[1].split("<!-- trap-line:end -->", 1)[0]
+    line = block.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    assert line.startswith("trap ") and line.endswith(' EXIT') and TRAP_GUARD in line, line
+    assert "https://mytool.gateway.scarf.sh/" in line
+    return line.replace("https://mytool.gateway.scarf.sh", endpoint).replace(TRAP_GUARD, r" || echo exit \$? >&2")
+
+
+@pytestmark_bash
+@pytest.mark.parametrize("code", [0, 3])
+def test_the_one_line_trap_exits_at_once_silently_and_pings_once(tmp_path, code):
+    """Issue 20: ``send --detach --quiet`` in a real bash script's EXIT trap, nothing hidden."""
+    collector = Collector()
+    try:
+        script = tmp_path / "trap.sh"
+        script.write_text(f"#!/usr/bin/env bash\nset -euo pipefail\n{_trap_line(collector.url)}\nexit {code}\n",
+                          encoding="utf-8")
+        result, seconds = _run(script, _env())
+        assert (result.returncode, result.stdout, result.stderr) == (code, "", ""), result
+        assert seconds < 10, seconds  # a hang-catcher, not a timing: the sender is detached
+        arrived = collector.wait_for(1, timeout=10)
+        assert len(collector.settle(0.5)) == 1, arrived  # exactly once
+        assert arrived[0].method == "GET"
+        assert arrived[0].path == f"/s/mytool/{platform.system().lower()}/{platform.machine()}"
+        assert "(cli)" in arrived[0].headers["User-Agent"]
+    finally:
+        collector.close()
+
+
+@pytestmark_bash
+def test_the_one_line_trap_opted_out_or_with_a_bad_template(tmp_path):
+    collector = Collector()
+    try:
+        script = tmp_path / "trap.sh"
+        script.write_text(f"#!/usr/bin/env bash\n{_trap_line(collector.url)}\n", encoding="utf-8")
+        result, _ = _run(script, _env(MYTOOL_NO_ANALYTICS="1"))
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result
+        broken = tmp_path / "broken.sh"
+        broken.write_text(f"#!/usr/bin/env bash\n{_trap_line(collector.url).replace('{arch}', '{arch')}\n",
+                          encoding="utf-8")
+        result, _ = _run(broken, _env())
+        assert result.returncode == 0 and result.stdout == "", result
+        assert result.stderr.startswith("scarf-autoping send: error: unclosed expression"), result
+        assert result.stderr.endswith("\nexit 2\n"), result
+        assert collector.settle(NOTHING_QUIET) == []
+    finally:
+        collector.close()
+
+
 @pytestmark_bash
 def test_recipe_costs_about_the_start_up_of_the_command(server_factory, tmp_path):
     server = server_factory("stall")

@@ -5,27 +5,32 @@ Only the console script and ``__main__`` import this module, so it costs nothing
 checks, the facts, ``expand``, the opt-out policy, the transport); none re-implements
 them. Mistakes give one line on stderr and a non-zero exit, never a traceback: 2 for a
 bad argument or template, 1 when the command itself failed.
+
+**Every command starts fast** (issue 20): a shell script pings from its ``EXIT`` trap,
+so ``send --detach`` must cost little more than the interpreter's start. This module
+imports only ``os``, ``sys`` and the library's face (``import scarf_autoping``: the
+policy and the template checker); each command imports what it uses (``subprocess``,
+``pathlib``, ``threading``, ``json``, the tools modules) when it runs. ``argparse`` (with
+``re``, ``enum`` and ``gettext``) is loaded for every command but one: ``send ...
+--detach`` in its plain form, the shell recipe's, is parsed by hand (:func:`quick_send`)
+and handed to the detached sender, which reads the metadata and builds the URL. Anything
+unusual on that path (``--help``, an abbreviated option, a missing value) goes to
+argparse, so every message stays the same.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
 
 from .. import __version__, check_arguments, expand, policy
 from ..template import TemplateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
     from collections.abc import Sequence
+    from pathlib import Path
 
 PROG = "scarf-autoping"
 
@@ -46,14 +51,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (usage stays available through ``--help``)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(2)
 
 
 def _out(text: str = "") -> None:
@@ -123,6 +120,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     if args.package:
         _name_note("facts", args.package, args.version)
     if args.json:
+        import json
+
         _out(json.dumps(ordered, indent=2))
         return 0
     width = max(len(n) for n in ordered)
@@ -186,6 +185,8 @@ def _send_body(args: argparse.Namespace) -> str | None:
         return None
     if args.method != "POST":
         raise CliError("--body needs --method POST", 2)
+    import json
+
     try:
         json.loads(args.body)
     except ValueError as exc:
@@ -213,7 +214,7 @@ def _send_detached(args: argparse.Namespace, headers: dict[str, str], body: str 
     }
     if body is not None:
         job["body"] = body
-    return spawn.spawn([job], delay=0.0, result_fd=None, orphan=True, loop=False) is not None
+    return spawn.spawn([job], delay=0.0, orphan=True, loop=False) is not None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -317,6 +318,8 @@ class _Printer:
     """
 
     def __init__(self, limit: int = 1000) -> None:
+        import threading
+
         self._lines: list[str] = []
         self._limit = limit
         self._cond = threading.Condition()
@@ -365,6 +368,8 @@ class _Printer:
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queued line to be written."""
+        import time
+
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._lines or self._writing:
@@ -377,6 +382,10 @@ class _Printer:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run the local collector until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+    from pathlib import Path
+
     from .collector import Collector, CollectorError, Route, describe, is_loopback
 
     if args.route:
@@ -461,6 +470,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _demo_env(site: Path) -> tuple[dict[str, str], list[str]]:
     """The child's environment: ours, minus CI/opt-out variables, plus the throwaway package."""
+    from pathlib import Path
+
     import scarf_autoping
 
     env = dict(os.environ)
@@ -477,6 +488,12 @@ def _demo_env(site: Path) -> tuple[dict[str, str], list[str]]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Collector, throwaway package, import in a child process, the ping, the report."""
+    import subprocess
+    import tempfile
+    import threading
+    import time
+    from pathlib import Path
+
     from .collector import Collector, CollectorError, describe
     from .initcmd import InitError, init_package
     from .report import adoption, format_table, load_rows
@@ -568,7 +585,58 @@ def _write_demo_package(site: Path) -> Path:
 # --------------------------------------------------------------------------
 
 
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """``_Parser``: argparse with a one-line error, and a help formatter that leaves ``shutil`` alone.
+
+    (Made on first use, so that importing this module does not import ``argparse``.)
+    """
+    import argparse
+
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's formatter, told the terminal's width instead of asking ``shutil``.
+
+        argparse makes a formatter for every ``add_argument`` (to check the metavar) and
+        each one imports ``shutil`` (with ``fnmatch``, ``bz2`` and ``lzma``) to read the
+        width: milliseconds for a command that never shows its help. The width is read
+        here as ``shutil.get_terminal_size`` reads it: ``COLUMNS``, else the terminal, else 80.
+        """
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None, **kwargs: object) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _terminal_columns() - 2 if width is None else width, **kwargs)  # type: ignore[arg-type]
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse with a one-line error (usage stays available through ``--help``)."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+            raise SystemExit(2)
+
+    return _Parser
+
+
+def _terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` gives it (fallback 80)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _positive(text: str) -> float:
+    import argparse
+
     try:
         value = float(text)
     except ValueError:
@@ -579,17 +647,51 @@ def _positive(text: str) -> float:
 
 
 def _port(text: str) -> int:
+    import argparse
+
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command."""
-    parser = _Parser(prog=PROG, description="Adoption pings for Python packages: inspect, test, set up, collect.")
+class _Unbuilt:
+    """Stands in for a command's parser that will not be used (``build_parser(arguments=False)``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        pass
+
+
+#: The commands, in the order ``--help`` lists them.
+COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+
+
+def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse.ArgumentParser:
+    """The argument parser: every command with its arguments (the default), or the part that will be used.
+
+    ``only``: that one command (a command line that starts with it: argparse hands all
+    that follows to that command's parser and never looks at another). ``arguments=False``:
+    every command listed with its one-line summary, and no parser behind it (for
+    ``--help`` and ``--version``, which exit before any command is parsed). argparse
+    makes a parser per command and a help formatter per argument, and looks up every
+    message in ``gettext``: a few milliseconds of a command's start that need not be spent.
+    """
+    parser_class = _parser_class()
+    parser = parser_class(prog=PROG, description="Adoption pings for Python packages: inspect, test, set up, collect.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=parser_class if arguments else _Unbuilt)
     commands.required = True
+
+    def command(name: str, func: object, summary: str, description: str) -> argparse.ArgumentParser | None:
+        """Add the command (unless ``only`` names another); its parser when its arguments are wanted."""
+        if only is not None and name != only:
+            return None
+        if not arguments:
+            commands.add_parser(name, help=summary)  # listed in --help; an _Unbuilt stands in for its parser
+            return None
+        sub = commands.add_parser(name, help=summary, description=description)
+        sub.set_defaults(func=func)
+        return sub
 
     def ping_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("template", metavar="TEMPLATE", help="RFC 6570 route template, e.g. "
@@ -598,84 +700,184 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--version", metavar="V", help="the version (default: installed metadata of NAME)")
         sub.add_argument("--var", action="append", metavar="K=V", help="an extra template variable (repeatable)")
 
-    sub = commands.add_parser("facts", help="this machine's value for every built-in template variable",
-                              description="Print this machine's value for every built-in template variable.")
-    sub.add_argument("--json", action="store_true", help="one JSON object keyed by variable name")
-    sub.add_argument("--package", metavar="NAME", help="also fill in package and version for NAME")
-    sub.add_argument("--version", metavar="V", help="the version to show (default: installed metadata of NAME)")
-    sub.set_defaults(func=cmd_facts)
+    sub = command("facts", cmd_facts, "this machine's value for every built-in template variable",
+                  "Print this machine's value for every built-in template variable.")
+    if sub:
+        sub.add_argument("--json", action="store_true", help="one JSON object keyed by variable name")
+        sub.add_argument("--package", metavar="NAME", help="also fill in package and version for NAME")
+        sub.add_argument("--version", metavar="V", help="the version to show (default: installed metadata of NAME)")
 
-    sub = commands.add_parser("preview", help="print the URL a ping would use; sends nothing",
-                              description="Print the URL a ping would use in this environment; send nothing.")
-    ping_options(sub)
-    sub.set_defaults(func=cmd_preview)
+    sub = command("preview", cmd_preview, "print the URL a ping would use; sends nothing",
+                  "Print the URL a ping would use in this environment; send nothing.")
+    if sub:
+        ping_options(sub)
 
-    sub = commands.add_parser("send", help="send one ping now (or hand it to a detached sender)",
-                              description="Send one ping now, synchronously, or with --detach hand it to a "
-                                          "detached process and return at once (for a shell script's EXIT trap). "
-                                          "CI detection is ignored, opt-outs are not. Exit 0 when delivered "
-                                          "(GET: 2xx/3xx, POST: 2xx), handed over, or opted out; 1 when delivery "
-                                          "failed; 2 for a bad argument.")
-    ping_options(sub)
-    sub.add_argument("--timeout", type=_positive, default=3.0, metavar="S",
-                     help="seconds for the whole exchange, DNS aside (default 3)")
-    sub.add_argument("--method", choices=("GET", "POST"), default="GET", help="the HTTP method (default GET)")
-    sub.add_argument("--body", metavar="JSON", help="a JSON body to POST (with --method POST)")
-    sub.add_argument("--detach", action="store_true",
-                     help="hand the ping to a detached sender and return at once (exit 0 unless an argument is bad)")
-    sub.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
-    sub.add_argument("--verbose", "-v", action="store_true", help="say on stderr why nothing was sent")
-    sub.set_defaults(func=cmd_send)
+    sub = command("send", cmd_send, "send one ping now (or hand it to a detached sender)",
+                  "Send one ping now, synchronously, or with --detach hand it to a detached process and return at "
+                  "once (for a shell script's EXIT trap). CI detection is ignored, opt-outs are not. Exit 0 when "
+                  "delivered (GET: 2xx/3xx, POST: 2xx), handed over, or opted out; 1 when delivery failed; 2 for a "
+                  "bad argument.")
+    if sub:
+        ping_options(sub)
+        sub.add_argument("--timeout", type=_positive, default=3.0, metavar="S",
+                         help="seconds for the whole exchange, DNS aside (default 3)")
+        sub.add_argument("--method", choices=("GET", "POST"), default="GET", help="the HTTP method (default GET)")
+        sub.add_argument("--body", metavar="JSON", help="a JSON body to POST (with --method POST)")
+        sub.add_argument("--detach", action="store_true",
+                         help="hand the ping to a detached sender and return at once (exit 0 unless an argument is "
+                              "bad)")
+        sub.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
+        sub.add_argument("--verbose", "-v", action="store_true", help="say on stderr why nothing was sent")
 
-    sub = commands.add_parser("status", help="whether pings are on here, and what turned them off",
-                              description="Say whether pings are on in this environment and, if off, which "
-                                          "variable turned them off.")
-    sub.add_argument("--package", metavar="NAME", help="also check NAME's own <PACKAGE>_NO_ANALYTICS")
-    sub.set_defaults(func=cmd_status)
+    sub = command("status", cmd_status, "whether pings are on here, and what turned them off",
+                  "Say whether pings are on in this environment and, if off, which variable turned them off.")
+    if sub:
+        sub.add_argument("--package", metavar="NAME", help="also check NAME's own <PACKAGE>_NO_ANALYTICS")
 
-    sub = commands.add_parser("init", help="add the autoping call to a package and write TELEMETRY.md",
-                              description="Add the autoping call to PACKAGE_DIR/__init__.py (after its imports, "
-                                          "formatted so that ruff and black accept it, with a comment naming the "
-                                          "opt-out variables) and write a TELEMETRY.md notice at the project root. "
-                                          "Running it again changes nothing; with another endpoint it updates the "
-                                          "call and the notice it wrote, and shows what changed.")
-    sub.add_argument("package_dir", metavar="PACKAGE_DIR", help="the directory holding the package's __init__.py")
-    sub.add_argument("--endpoint", required=True, metavar="TEMPLATE", help="the route template to ping")
-    sub.add_argument("--package", metavar="NAME",
-                     help="the distribution name (default: read from the project's pyproject.toml ([project] "
-                          "or [tool.poetry]), setup.cfg or setup.py; init asks for it when it cannot tell)")
-    sub.add_argument("--notice", metavar="PATH", help="where to write TELEMETRY.md (a file or a directory)")
-    sub.set_defaults(func=cmd_init)
+    sub = command("init", cmd_init, "add the autoping call to a package and write TELEMETRY.md",
+                  "Add the autoping call to PACKAGE_DIR/__init__.py (after its imports, formatted so that ruff and "
+                  "black accept it, with a comment naming the opt-out variables) and write a TELEMETRY.md notice at "
+                  "the project root. Running it again changes nothing; with another endpoint it updates the call and "
+                  "the notice it wrote, and shows what changed.")
+    if sub:
+        sub.add_argument("package_dir", metavar="PACKAGE_DIR", help="the directory holding the package's __init__.py")
+        sub.add_argument("--endpoint", required=True, metavar="TEMPLATE", help="the route template to ping")
+        sub.add_argument("--package", metavar="NAME",
+                         help="the distribution name (default: read from the project's pyproject.toml ([project] "
+                              "or [tool.poetry]), setup.cfg or setup.py; init asks for it when it cannot tell)")
+        sub.add_argument("--notice", metavar="PATH", help="where to write TELEMETRY.md (a file or a directory)")
 
-    sub = commands.add_parser("collect", help="run a local collector that stores pings in SQLite",
-                              description="Run a local HTTP collector: every GET/POST is answered 200 and stored "
-                                          "in SQLite; one line is printed per ping. Ctrl-C or SIGTERM stops it.")
-    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=_port, default=8750, metavar="P", help="port (default 8750; 0 picks a free one)")
-    sub.add_argument("--db", default="pings.sqlite", metavar="PATH", help="SQLite file (default ./pings.sqlite)")
-    sub.add_argument("--route", metavar="TEMPLATE", help="route template whose variables are parsed from each ping")
-    sub.add_argument("--keep-ip", action="store_true", help="also store the client's IP address (off by default)")
-    sub.set_defaults(func=cmd_collect)
+    sub = command("collect", cmd_collect, "run a local collector that stores pings in SQLite",
+                  "Run a local HTTP collector: every GET/POST is answered 200 and stored in SQLite; one line is "
+                  "printed per ping. Ctrl-C or SIGTERM stops it.")
+    if sub:
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        sub.add_argument("--port", type=_port, default=8750, metavar="P",
+                         help="port (default 8750; 0 picks a free one)")
+        sub.add_argument("--db", default="pings.sqlite", metavar="PATH", help="SQLite file (default ./pings.sqlite)")
+        sub.add_argument("--route", metavar="TEMPLATE",
+                         help="route template whose variables are parsed from each ping")
+        sub.add_argument("--keep-ip", action="store_true",
+                         help="also store the client's IP address (off by default)")
 
-    sub = commands.add_parser("report", help="adoption table from the collector's database",
-                              description="Print counts and shares of the collected pings grouped by FIELDS, "
-                                          "newest version first; or, with --html, write a self-contained page "
-                                          "with charts (see docs/report.md).")
-    sub.add_argument("--db", default="pings.sqlite", metavar="PATH", help="SQLite file (default ./pings.sqlite)")
-    sub.add_argument("--by", metavar="FIELDS",
-                     help="comma-separated fields, e.g. version,platform,python,arch,distro (default package,version)")
-    sub.add_argument("--package", metavar="NAME", help="only this package's pings (PEP 503 names: My_Pkg = my-pkg)")
-    sub.add_argument("--since", metavar="WHEN",
-                     help="only pings received since WHEN: a date (2026-11-01, UTC), a date and time, or an age "
-                          "(12h, 7d, 2w)")
-    sub.add_argument("--html", metavar="PATH", help="write a self-contained HTML page with charts to PATH")
-    sub.set_defaults(func=cmd_report)
+    sub = command("report", cmd_report, "adoption table from the collector's database",
+                  "Print counts and shares of the collected pings grouped by FIELDS, newest version first; or, with "
+                  "--html, write a self-contained page with charts (see docs/report.md).")
+    if sub:
+        sub.add_argument("--db", default="pings.sqlite", metavar="PATH", help="SQLite file (default ./pings.sqlite)")
+        sub.add_argument("--by", metavar="FIELDS",
+                         help="comma-separated fields, e.g. version,platform,python,arch,distro (default "
+                              "package,version)")
+        sub.add_argument("--package", metavar="NAME",
+                         help="only this package's pings (PEP 503 names: My_Pkg = my-pkg)")
+        sub.add_argument("--since", metavar="WHEN",
+                         help="only pings received since WHEN: a date (2026-11-01, UTC), a date and time, or an age "
+                              "(12h, 7d, 2w)")
+        sub.add_argument("--html", metavar="PATH", help="write a self-contained HTML page with charts to PATH")
 
-    sub = commands.add_parser("demo", help="see it work in seconds: offline, no account",
-                              description="Start a collector on 127.0.0.1, write a throwaway package that uses "
-                                          "autoping, import it in a child process, show the ping and the report.")
-    sub.set_defaults(func=cmd_demo)
+    command("demo", cmd_demo, "see it work in seconds: offline, no account",
+            "Start a collector on 127.0.0.1, write a throwaway package that uses autoping, import it in a child "
+            "process, show the ping and the report.")
     return parser
+
+
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """As much of the parser as ``argv`` can use (see :func:`build_parser`)."""
+    first = argv[0] if argv else ""
+    if first in COMMANDS:
+        return build_parser(only=first)
+    if first in ("-h", "--help", "--version"):
+        return build_parser(arguments=False)
+    return build_parser()  # anything else (an error, an abbreviation): the whole parser, as ever
+
+
+class _SendArgs:
+    """The arguments of ``send`` as argparse would give them, for :func:`quick_send`."""
+
+    command = "send"
+
+    def __init__(self) -> None:
+        self.func = cmd_send
+        self.template: str | None = None
+        self.package: str | None = None
+        self.version: str | None = None
+        self.var: list[str] | None = None
+        self.timeout = 3.0
+        self.method = "GET"
+        self.body: str | None = None
+        self.detach = False
+        self.quiet = False
+        self.verbose = False
+
+
+#: ``send``'s options that take a value, and where argparse stores it.
+_SEND_VALUES = {"--package": "package", "--version": "version", "--var": "var", "--timeout": "timeout",
+                "--method": "method", "--body": "body"}
+#: ``send``'s flags.
+_SEND_FLAGS = {"--detach": "detach", "--quiet": "quiet", "-q": "quiet", "--verbose": "verbose", "-v": "verbose"}
+
+
+def quick_send(argv: Sequence[str]) -> _SendArgs | None:
+    """``send TEMPLATE --package NAME ... --detach`` parsed without argparse; None for anything else.
+
+    The path of a shell script's ``EXIT`` trap, where the interpreter's start is most of
+    the cost and argparse (with ``re``, ``enum`` and ``gettext``) would add half as much
+    again. Only the plain forms are taken: ``send``'s own options spelt in full, as
+    ``--name VALUE`` or ``--name=VALUE``, ``-q`` and ``-v`` alone, one ``TEMPLATE``, a
+    value that does not start with ``-`` (unless given with ``=``), valid ``--timeout``
+    and ``--method`` values, and ``--detach``. Whatever else there is (``--help``, an
+    abbreviation, ``-qv``, ``--``, a missing or bad value, a second ``TEMPLATE``, no
+    ``--detach``) returns None, and argparse parses the command line as it always has,
+    with its own messages. What is accepted here is what argparse would make of it,
+    repeats included (the last value wins; ``--var`` adds up): ``tests/test_cli.py``
+    checks that against argparse itself. The rest (``--body``, the template, the
+    variables, the opt-outs) is checked by :func:`cmd_send` on either path, so a mistake
+    is the same one line and exit 2.
+    """
+    if len(argv) < 2 or argv[0] != "send":
+        return None
+    args = _SendArgs()
+    items = iter(argv[1:])
+    for item in items:
+        if not item.startswith("-"):
+            if args.template is not None:
+                return None  # a second positional: argparse's "unrecognized arguments"
+            args.template = item
+            continue
+        name, equals, value = item.partition("=")
+        flag = _SEND_FLAGS.get(name)
+        if flag is not None and not equals:
+            setattr(args, flag, True)
+            continue
+        field = _SEND_VALUES.get(name)
+        if field is None or not name.startswith("--"):
+            return None
+        if not equals:
+            following = next(items, None)
+            if following is None or following.startswith("-"):
+                return None
+            value = following
+        elif not value:
+            return None
+        if field == "var":
+            args.var = [*(args.var or ()), value]
+        elif field == "timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            if not seconds > 0:
+                return None
+            args.timeout = seconds
+        elif field == "method":
+            if value not in ("GET", "POST"):
+                return None
+            args.method = value
+        else:
+            setattr(args, field, value)
+    if args.template is None or args.package is None or not args.detach:
+        return None
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -685,8 +887,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = quick_send(words)
+    if args is None:
+        args = _parser_for(words).parse_args(words)
     try:
         return int(args.func(args))
     except CliError as exc:
