@@ -41,7 +41,10 @@ How the process is started, and why:
   for the interpreter's start. A shell that exits non-zero started nothing (it could
   not fork): the sender is then started without it; a first process that exits
   non-zero started nothing either: :func:`spawn` says so and the caller falls back. The
-  end of an orphan is seen as the end of its result pipe.
+  end of an orphan is seen as the end of its result pipe. The shell (or first process)
+  is still the host's child for that moment, so a host that handles ``SIGCHLD`` itself
+  (a Python handler that may call ``os.wait()``) is never given one: the worker does not
+  call :func:`spawn` then, and sends from the host instead (``host.reaps_children``).
 * A host that is PID 1 is init for its namespace: an orphan would be re-parented to the
   host itself, so there the sender is its direct child, reaped by our thread.
 
