@@ -43,6 +43,8 @@ import threading
 import time
 from pathlib import Path
 
+from scarf_autoping.policy import normalize
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Iterable, Sequence
@@ -288,9 +290,14 @@ class Collector:
 
 
 def path_name(path: str) -> str | None:
-    """The package name in a request path ``/<prefix>/<name>/...``, or None."""
+    """The package name in a request path ``/<prefix>/<name>/...``, PEP 503 normalised, or None.
+
+    ``{package}`` is the distribution's normalised name (``bench_x_i3`` arrives as
+    ``bench-x-i3``); the other variants send the name as it is. Both sides of a look-up
+    are normalised, so every variant's requests are attributed.
+    """
     parts = path.split("?")[0].split("/")
-    return parts[2] if len(parts) > 2 else None
+    return normalize(parts[2]) if len(parts) > 2 else None
 
 
 class Orphan:
@@ -395,7 +402,7 @@ def wait_for_arrivals(collector: Collector, names: Iterable[str], reaper: Reaper
     With a subreaper, "nothing more can come" is: every such process has exited, then
     ``quiet`` seconds without a new arrival; without one, ``quiet`` is stretched to 3 s.
     """
-    wanted = set(names)
+    wanted = {normalize(name) for name in names}
     deadline = time.perf_counter() + timeout
     quiet = quiet if reaper.enabled else max(quiet, 3.0)
     last, count = time.perf_counter(), -1
@@ -548,7 +555,7 @@ class Bench:
         first = kind.collector.first_arrivals()
         out: list[float | None] = []
         for rnd, run in sorted(self.results[kind.key][variant.key].items()):
-            when = first.get(package_name(variant, kind, str(rnd)))
+            when = first.get(normalize(package_name(variant, kind, str(rnd))))
             out.append(None if when is None else when - run.ended)
         return out
 
