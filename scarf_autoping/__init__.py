@@ -97,7 +97,10 @@ class Ping:
             if self.status in ("pending", "retrying"):  # retrying: its sender's outcome is read by our thread
                 from . import worker
 
-                worker.hurry()
+                if not worker.hurry():
+                    # A signal handler that interrupted our own engine on this thread:
+                    # nothing can settle until it returns, so it must not wait.
+                    return self.status == "sent"
             if done.acquire(True, -1 if timeout is None else max(0.0, timeout)):  # type: ignore[attr-defined]
                 done.release()  # type: ignore[attr-defined]
         return self.status == "sent"

@@ -241,6 +241,11 @@ _atexit_registered = False
 #: Work a signal handler asked for while its thread held (or waited for) ``_lock``: a job
 #: to submit, or None for :func:`hurry`. Done by that thread as it lets go of the lock.
 _inbox: "list[Job | None]" = []
+#: Jobs for a host that reaps its own children and has not imported ``threading`` (before
+#: CPython 3.13): no process of ours may start, and our thread may not send them (sending
+#: imports ``threading``, which must happen on a thread of the host's). They wait for the
+#: host's own thread to call in: ``Ping.wait()``, another ``autoping()``, or exit.
+_parked: "list[Job]" = []
 _warmed = False
 
 
@@ -261,6 +266,7 @@ def submit(job: "Job") -> None:
     if _lock.held_here():
         _inbox.append(job)  # a signal handler on a thread inside our lock: never wait on it
         return
+    _unpark()
     with _lock:
         if _fork_dirty:
             _resolve(job, "failed", "forked while the worker was importing; not sent from this child")
@@ -279,18 +285,47 @@ def submit(job: "Job") -> None:
         _resolve(job, "failed", f"{why}: no detached sender could be started")
 
 
-def hurry() -> None:
-    """End the deferral now (``Ping.wait()``); restart the thread if work is left for it."""
+def hurry() -> bool:
+    """End the deferral now (``Ping.wait()``); restart the thread if work is left for it.
+
+    False when called by a signal handler on a thread inside our lock: the work is left
+    for that thread, and nothing can settle while the handler runs (do not wait for it).
+    """
     global _hurry
     if _lock.held_here():
         _inbox.append(None)  # a signal handler on a thread inside our lock: never wait on it
-        return
+        return False
+    _unpark()
     with _lock:
         if _queue or _senders or _later:
             _ensure_thread()
         # Only for a thread that runs: a flag left for the next one would skip its deferral.
         _hurry = _hurry or _running
     _wake_thread()
+    return True
+
+
+def _import_threading() -> None:
+    """Import ``threading`` on this thread, a host's, before our thread may need it.
+
+    Before CPython 3.13, the thread that first imports ``threading`` becomes its "main
+    thread", and interpreter exit waits for that thread: it must never be ours.
+    """
+    if "threading" not in sys.modules:
+        try:
+            import threading  # noqa: F401
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _unpark() -> None:
+    """Give parked jobs back to the thread, importing ``threading`` here, on the host's thread."""
+    if not _parked:
+        return
+    _import_threading()
+    with _lock:
+        _queue.extend(_parked)
+        del _parked[:]
 
 
 def _drain_inbox() -> None:
@@ -426,7 +461,15 @@ def _dispatch(batch: "list[Job]") -> None:
     :func:`_host_reaps`): its pings are sent from the host too.
     """
     green = host.green()
-    spawning = green or not (_host_reaps() and _may_import_threading())
+    reaps = not green and _host_reaps()
+    if reaps and not _may_import_threading():
+        # Neither a process of ours nor a send from this thread: parked for the host's own.
+        park = [job for job in batch if job.detach]
+        with _lock:
+            _parked.extend(park)
+            _unbusy(park)
+        batch = [job for job in batch if not job.detach]
+    spawning = not reaps
     detached = [job for job in batch if green or (job.detach and spawning)]
     here = [job for job in batch if job not in detached]
     if detached and _start_sender(detached, delay=0.0) is None:
@@ -787,8 +830,8 @@ def _exit_jobs() -> None:
     global _exiting
     with _lock:
         _exiting = True
-        queued = _queue[:] + [job for _, job in _later]  # a ping waiting to retry is unsent
-        del _queue[:], _later[:]
+        queued = _queue[:] + [job for _, job in _later] + _parked  # a ping waiting to retry is unsent
+        del _queue[:], _later[:], _parked[:]
     deadline = time.monotonic() + 0.25
     while any(not job.here for job in _busy) and time.monotonic() < deadline:
         _nap.acquire(True, 0.001)  # a batch the thread is placing with a sender right now
@@ -816,6 +859,7 @@ def _exit_jobs() -> None:
     else:
         waiting += _hand_over(handoff, delay=0.0)
     if waiting:
+        _import_threading()  # our thread sends these from the host: it must not be the first
         with _lock:
             _queue.extend(waiting)
             started = _ensure_thread()
@@ -1102,6 +1146,7 @@ def _after_fork_child() -> None:
     inherited += [job.ping for job in _queue + _busy + _inline if job.ping not in inherited]
     inherited += [job.ping for _, job in _later if job.ping not in inherited]
     inherited += [job.ping for job in _inbox if job is not None and job.ping not in inherited]
+    inherited += [job.ping for job in _parked if job.ping not in inherited]
     for sender in _senders:
         _close_ours(sender)  # this process's copy; the host may have reused the number before the fork
         inherited += [job.ping for job in sender.jobs if job is not None and job.ping not in inherited]
@@ -1111,7 +1156,7 @@ def _after_fork_child() -> None:
     _wake.acquire()
     _import_lock = _allocate_lock()
     _reading = _allocate_lock()
-    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:], _inbox[:]
+    del _queue[:], _busy[:], _inline[:], _senders[:], _later[:], _inbox[:], _parked[:]
     _running, _stop, _hurry, _tid, _left = False, False, False, None, None
     for ping in inherited:
         # Pings registered or in flight at the fork belong to the parent; settle the

@@ -355,3 +355,33 @@ def test_ctrl_c_during_the_exit_wait_lets_every_other_handler_run(make_collector
     assert (stdout, stderr) == (b"", b"")
     assert proc.returncode == -signal.SIGINT  # as an interrupted Python program ends
     assert took < 5.0, f"the host took {took:.2f} s to end after SIGINT (expected well under 1 s)"
+
+
+def test_a_host_that_starts_reaping_after_the_import_never_meets_ours(make_collector, site):
+    """The usual order: import the package, then install the SIGCHLD handler. A host that
+    never imports ``threading`` (before 3.13 our thread must not be the one to) gets no
+    process of ours while it lives: the ping waits for its own thread, here exit."""
+    server = make_collector("delay:0.1")
+    autoping_package(site, "pkg_late", server.url + "/t/{package}", args="exit_timeout=10")
+    code = """\
+        import atexit, json, os, signal, sys, time
+        reaped, errors = [], []
+        atexit.register(lambda: print(json.dumps([reaped, errors, pkg_late.PING.status, threading_before])))
+        import pkg_late
+        threading_before = "threading" in sys.modules
+        def on_sigchld(signum, frame):
+            try:
+                reaped.append(os.wait()[0])
+            except ChildProcessError as exc:
+                errors.append(type(exc).__name__)
+        signal.signal(signal.SIGCHLD, on_sigchld)
+        time.sleep(2.5)  # well past the deferral: the old engine started its shell here
+    """
+    child = run_child(code, child_env(site), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    reaped, errors, status, threading_before = json.loads(child.stdout)
+    assert threading_before is False, child  # the case in question: nobody imported threading
+    assert errors == [], child  # old code: our shell's SIGCHLD made the handler's os.wait() fail
+    assert reaped == [], child
+    assert status == "sent", child  # sent from the host at exit, within exit_timeout
+    assert len(server.settle(NOTHING_QUIET)) == 1

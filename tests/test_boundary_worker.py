@@ -448,3 +448,34 @@ def test_the_state_lock_forgets_a_wait_that_failed(site):
     child = run_host(code, child_env(site), timeout=30, expected="well under a second")
     assert (child.returncode, child.stderr) == (0, ""), child
     assert json.loads(child.stdout) == [[True, False], False, False, True, False, True, False], child
+
+
+def test_a_signal_handler_waiting_on_a_ping_inside_submit_returns_at_once(site, collector):
+    """The same interruption, but the handler calls ``PING.wait()`` with no timeout for a
+    ping already registered: nothing can settle while it runs on the thread that holds our
+    lock, so wait() returns at once (False) instead of hanging the host; both pings are
+    delivered afterwards."""
+    autoping_package(site, "pkg_waita", collector.url + "/a/{package}")
+    autoping_package(site, "pkg_waitb", collector.url + "/b/{package}")
+    code = """\
+        import json, signal, sys
+        import pkg_waita
+        from scarf_autoping import worker
+        answers = []
+        def handler(signum, frame):
+            answers.append(pkg_waita.PING.wait())
+        signal.signal(signal.SIGALRM, handler)
+        fired = []
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code is worker._ensure_thread.__code__ and not fired:
+                fired.append(1)
+                signal.raise_signal(signal.SIGALRM)
+        sys.setprofile(profile)
+        import pkg_waitb
+        sys.setprofile(None)
+        print(json.dumps([len(fired), answers, pkg_waita.PING.wait(10), pkg_waitb.PING.wait(10)]))
+    """
+    child = run_host(code, child_env(site), timeout=30, expected="about 2 s")
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert json.loads(child.stdout) == [1, [False], True, True], child
+    assert sorted(r.path for r in collector.settle(0.3)) == ["/a/pkg-waita", "/b/pkg-waitb"]
