@@ -173,19 +173,23 @@ def test_an_ordinary_host_still_hands_over_and_exits_at_once(collector, site):
 #: child of its own. Its last atexit handler (registered before the import, so it runs
 #: after ours) lingers, as a slow one does, then prints
 #: [pids reaped, errors, its own child's pid, ping status].
-SIGCHLD_HOST = """\
-import atexit, json, os, signal, subprocess, sys, time
+#: A SIGCHLD handler as such hosts write it: it reaps whatever child ended.
+REAPER = """\
 reaped, errors = [], []
-
-def report():
-    time.sleep({linger})  # a SIGCHLD of ours would be handled in here
-    print(json.dumps([reaped, errors, own.pid, pkg_chld.PING.status]))
 
 def on_sigchld(signum, frame):
     try:
         reaped.append(os.wait()[0])
     except ChildProcessError as exc:
         errors.append(type(exc).__name__)
+"""
+
+SIGCHLD_HOST = """\
+import atexit, json, os, signal, subprocess, sys, time
+""" + REAPER.replace("{", "{{").replace("}", "}}") + """
+def report():
+    time.sleep({linger})  # a SIGCHLD of ours would be handled in here
+    print(json.dumps([reaped, errors, own.pid, pkg_chld.PING.status]))
 
 signal.signal(signal.SIGCHLD, on_sigchld)
 own = subprocess.Popen(["sleep", "{own_sleep}"])
@@ -363,20 +367,13 @@ def test_a_host_that_starts_reaping_after_the_import_never_meets_ours(make_colle
     process of ours while it lives: the ping waits for its own thread, here exit."""
     server = make_collector("delay:0.1")
     autoping_package(site, "pkg_late", server.url + "/t/{package}", args="exit_timeout=10")
-    code = """\
-        import atexit, json, os, signal, sys, time
-        reaped, errors = [], []
+    code = "import atexit, json, os, signal, sys, time\n" + REAPER + textwrap.dedent("""\
         atexit.register(lambda: print(json.dumps([reaped, errors, pkg_late.PING.status, threading_before])))
         import pkg_late
         threading_before = "threading" in sys.modules
-        def on_sigchld(signum, frame):
-            try:
-                reaped.append(os.wait()[0])
-            except ChildProcessError as exc:
-                errors.append(type(exc).__name__)
         signal.signal(signal.SIGCHLD, on_sigchld)
         time.sleep(2.5)  # well past the deferral: the old engine started its shell here
-    """
+    """)
     child = run_child(code, child_env(site), timeout=HANG)
     assert (child.returncode, child.stderr) == (0, ""), child
     reaped, errors, status, threading_before = json.loads(child.stdout)

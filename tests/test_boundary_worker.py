@@ -377,6 +377,18 @@ def test_after_a_fork_wait_says_true_once_the_looping_sender_delivers(site):
 # --- item 15: a signal handler that calls autoping() ----------------------------------
 
 
+#: Raises SIGALRM once, from a profile hook, on the call that runs under the engine's
+#: lock inside submit(): the handler then runs while the main thread holds that lock.
+ALARM_INSIDE_SUBMIT = """\
+        fired = []
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code is worker._ensure_thread.__code__ and not fired:
+                fired.append(1)
+                signal.raise_signal(signal.SIGALRM)
+        sys.setprofile(profile)
+"""
+
+
 def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site, collector):
     """SIGALRM arrives while the main thread is inside the engine's locked section (raised
     there on purpose, from a profile hook on the call that runs under the lock); its
@@ -391,12 +403,7 @@ def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site,
         def handler(signum, frame):
             late.append(scarf_autoping.autoping("pkg_sigb", {collector.url + '/b/{package}'!r}))
         signal.signal(signal.SIGALRM, handler)
-        fired = []
-        def profile(frame, event, arg):
-            if event == "call" and frame.f_code is worker._ensure_thread.__code__ and not fired:
-                fired.append(1)
-                signal.raise_signal(signal.SIGALRM)
-        sys.setprofile(profile)
+""" + ALARM_INSIDE_SUBMIT + """\
         import pkg_siga
         sys.setprofile(None)
         print(json.dumps([len(fired), len(late), pkg_siga.PING.wait(10), bool(late) and late[0].wait(10)]))
@@ -465,12 +472,7 @@ def test_a_signal_handler_waiting_on_a_ping_inside_submit_returns_at_once(site, 
         def handler(signum, frame):
             answers.append(pkg_waita.PING.wait())
         signal.signal(signal.SIGALRM, handler)
-        fired = []
-        def profile(frame, event, arg):
-            if event == "call" and frame.f_code is worker._ensure_thread.__code__ and not fired:
-                fired.append(1)
-                signal.raise_signal(signal.SIGALRM)
-        sys.setprofile(profile)
+""" + ALARM_INSIDE_SUBMIT + """\
         import pkg_waitb
         sys.setprofile(None)
         print(json.dumps([len(fired), answers, pkg_waita.PING.wait(10), pkg_waitb.PING.wait(10)]))
