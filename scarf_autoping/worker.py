@@ -72,6 +72,8 @@ POLL = 0.02
 #: The same while the only senders out are ones that retry for as long as we live (a fork
 #: handed them a retrying ping): they may be out for hours, and report once.
 LOOP_POLL = 0.25
+#: How long the thread sleeps at a time while it only keeps parked jobs (see ``_parked``).
+PARKED_NAP = 3600.0
 #: The deadline of a sender that retries for as long as we live: none.
 FOREVER = float("inf")
 #: The most a fork waits for our idle thread to stop.
@@ -397,7 +399,7 @@ def _run(left: "object", wake: "object", lock: "object") -> None:
                 del _queue[:]
                 _later[:] = [(when, job) for when, job in _later if when > now]
                 _busy.extend(batch)
-                if not batch and not _senders and not _later:
+                if not batch and not _senders and not _later and not _parked:
                     _running, _hurry = False, False
                     return
             if batch:
@@ -444,6 +446,10 @@ def _until_next_look() -> "float | None":
     nap = _until_next_retry()
     if _senders:  # only senders that retry for as long as this process lives
         nap = LOOP_POLL if nap is None else min(nap, LOOP_POLL)
+    if _parked and nap is None:
+        # Stay, idle: CPython 3.12 starts no thread in an atexit handler, and exit needs
+        # one to send what is parked (a fork stops an idle thread, as always).
+        nap = PARKED_NAP
     return nap
 
 
