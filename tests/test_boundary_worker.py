@@ -231,16 +231,21 @@ while True:
 
 #: An HTTP collector inside the namespace, writing each request's path to a file.
 NS_COLLECTOR = """\
-import sys, time
+import os, sys, time
 sys.path.insert(0, sys.argv[1])
 from helpers import Collector
 server = Collector(port=8080)
 open(sys.argv[3], "w").close()
 end = time.monotonic() + 120  # gone on its own if the test's shell could not stop it
+written = None
 while time.monotonic() < end:
     time.sleep(0.05)
-    with open(sys.argv[2], "w") as f:
-        f.write("".join(r.path + "\\n" for r in list(server.requests)))
+    text = "".join(r.path + "\\n" for r in list(server.requests))
+    if text != written:  # replaced whole, so that a kill never leaves a half-written file
+        with open(sys.argv[2] + ".new", "w") as f:
+            f.write(text)
+        os.replace(sys.argv[2] + ".new", sys.argv[2])
+        written = text
 """
 
 
@@ -294,6 +299,10 @@ def test_a_resolver_that_never_answers_is_retried_not_final(site, tmp_path):
         http=$!
         while [ ! -e {dns_ready} ] || [ ! -e {http_ready} ]; do sleep 0.05; done
         {py} {host}
+        for _ in $(seq 100); do  # the collector writes what it received every 50 ms
+            if [ -s {got} ]; then break; fi
+            sleep 0.05
+        done
         sleep 0.5
     """)
     try:
