@@ -102,12 +102,12 @@ BREAKDOWN_CODE = """import time
 p = time.perf_counter
 t0 = p(); import threading
 t1 = p(); import scarf_autoping
-t2 = p(); from scarf_autoping import worker
+t2 = p(); from scarf_autoping import engine
 t3 = p(); scarf_autoping.autoping({name!r}, {template!r})
 t4 = p()
 print(' '.join(repr(b - a) for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))))
 """
-BREAKDOWN_STEPS = ("`import threading`", "`import scarf_autoping`", "`from scarf_autoping import worker`",
+BREAKDOWN_STEPS = ("`import threading`", "`import scarf_autoping`", "`from scarf_autoping import engine`",
                    "the `autoping(...)` call (checks, policy, thread start)")
 
 

@@ -3,7 +3,7 @@
     from scarf_autoping import autoping; autoping("my-package", "https://my-package.gateway.scarf.sh/t/{package}/{version}/{platform}/{python}/{arch}/{distro}")
 
 On import of the host package, one HTTP GET per process is sent to the author's endpoint,
-after a deferral and by a detached sender process (see :mod:`scarf_autoping.worker`).
+after a deferral and by a detached sender process (see :mod:`scarf_autoping.engine`).
 Importing the host package stays fast and silent; users opt out with ``DO_NOT_TRACK=1``,
 ``SCARF_NO_ANALYTICS=1`` or ``<PACKAGE>_NO_ANALYTICS=1``.
 
@@ -26,6 +26,11 @@ from .template import TemplateError, check_url, expand, reserved_names, variable
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
+    from typing import Protocol
+
+    class Lock(Protocol):
+        def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+        def release(self) -> None: ...
 
 __version__ = "0.1.0"
 
@@ -62,7 +67,7 @@ class Ping:
         self.reason: str | None = None
         self.attempts = 0
         self.exit_timeout = exit_timeout
-        self._done: object | None = None
+        self._done: Lock | None = None
         self._renew()
 
     def _renew(self) -> None:
@@ -71,7 +76,7 @@ class Ping:
 
         allocate_lock, _ = host.thread_primitives()
         done = allocate_lock()
-        done.acquire()  # type: ignore[attr-defined]
+        done.acquire()
         self._done = done
 
     @classmethod
@@ -95,14 +100,14 @@ class Ping:
         done = self._done
         if done is not None:
             if self.status in ("pending", "retrying"):  # retrying: its sender's outcome is read by our thread
-                from . import worker
+                from . import engine
 
-                if not worker.hurry():
+                if not engine.hurry():
                     # A signal handler that interrupted our own engine on this thread:
                     # nothing can settle until it returns, so it must not wait.
                     return self.status == "sent"
-            if done.acquire(True, -1 if timeout is None else max(0.0, timeout)):  # type: ignore[attr-defined]
-                done.release()  # type: ignore[attr-defined]
+            if done.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+                done.release()
         return self.status == "sent"
 
     def _retrying(self, reason: "str | None") -> None:
@@ -112,14 +117,15 @@ class Ping:
             self.status = "retrying"
             self.reason = reason
 
-    def _resolve(self, status: str, reason: "str | None" = None) -> None:
+    def _settle(self, status: str, reason: "str | None" = None) -> None:
+        """Settle for good (the engine's side): the status, the reason, and ``wait()`` returns."""
         if self.status not in ("pending", "retrying"):
             return
         self.status = status
         self.reason = reason
         if self._done is not None:
             try:
-                self._done.release()  # type: ignore[attr-defined]
+                self._done.release()
             except RuntimeError:
                 pass
 
@@ -128,12 +134,35 @@ class Ping:
         return f"<Ping {self.package!r} {self.status}" + (f" ({self.reason}{tries})" if self.reason else "") + ">"
 
 
-_registry: "dict[str, Ping]" = {}
-#: The arguments of the first call per package (normalised name), to say what a second call changed.
-_calls: "dict[str, tuple]" = {}
+class Registry:
+    """The pings of this process, one per package (normalised name), and the first call's arguments.
+
+    ``lock`` is re-entrant (a signal handler may call ``autoping()`` mid-call); the
+    engine's fork hooks take it around a fork and give a child a new one. No
+    ``__slots__``: ``eventlet.monkey_patch()`` after our import replaces every ``RLock``
+    it finds in a dict (an instance's ``__dict__`` too), and writes "RLock(s) were not
+    greened" to the host's stderr for one it cannot reach, such as a slot.
+    """
+
+    def __init__(self) -> None:
+        self.pings: dict[str, Ping] = {}
+        #: The arguments of the first call per package, to say what a second call changed.
+        self.calls: dict[str, tuple[object, ...]] = {}
+        self.lock = RLock()
+
+    def pending(self) -> "list[Ping]":
+        """The pings that have not settled."""
+        return [ping for ping in self.pings.values() if ping.status in ("pending", "retrying")]
+
+    def after_fork_child(self) -> None:
+        """A forked child's lock: the parent's may have been held by another thread."""
+        self.lock = RLock()
+
+
+#: This process's pings (see :class:`Registry`).
+REGISTRY = Registry()
 _CALL_FIELDS = ("package", "template", "version", "variables", "timeout", "exit_timeout", "skip_ci", "on_exit",
                 "retry_interval")
-_registry_lock = RLock()  # re-entrant: a signal handler may call autoping() mid-call
 
 
 def autoping(
@@ -196,19 +225,20 @@ def autoping(
         raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
     key = policy.normalize(package)
     call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval)
-    with _registry_lock:
-        existing = _registry.get(key)
+    registry = REGISTRY
+    with registry.lock:
+        existing = registry.pings.get(key)
         if existing is not None:
-            first = _calls.get(key)
+            first = registry.calls.get(key)
             if first is not None and first != call and policy.debug_enabled(os.environ):
                 _ignored(key, first, call)
             return existing
-        _calls[key] = call
+        registry.calls[key] = call
         env = os.environ
         decision = policy.decide(env, package, skip_ci)
         debug = policy.debug_enabled(env)
         if not decision.enabled:
-            ping = _registry[key] = Ping.disabled(package, decision.reason)
+            ping = registry.pings[key] = Ping.disabled(package, decision.reason)
             if debug:
                 from .output import debug as write_debug
 
@@ -218,20 +248,18 @@ def autoping(
 
         if not host.main_interpreter():
             # No thread, no hook, no marker: the process's ping comes from its main interpreter.
-            ping = _registry[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
+            ping = registry.pings[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
             return ping
-        ping = _registry[key] = Ping(package, exit_timeout)
+        ping = registry.pings[key] = Ping(package, exit_timeout)
         # Children that inherit this environment (spawn, forkserver, subprocess) skip it.
         try:
             env[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
         except Exception:  # noqa: BLE001 - an environment that refuses the write: children may ping too
             pass
 
-    from . import worker
+    from . import engine
 
-    # Decided here, where the host's own interpreter can be looked at (the sender cannot).
-    interface = _interface()
-    spec = {
+    spec: dict[str, object] = {
         "method": "GET",
         "template": template,
         "package": package,
@@ -240,23 +268,15 @@ def autoping(
         "ci": decision.ci,
         "timeout": float(timeout),
         "retry_interval": interval,
-        "interface": interface,
+        # Decided here, where the host's own interpreter can be looked at (the sender cannot).
+        "interface": _interface(),
     }
-    worker.submit(
-        worker.Job(
-            ping,
-            spec,
-            _preparer(ping, template, version, extra, decision.ci, interface),
-            _sender(timeout),
-            detach=on_exit == "handoff",
-            on_exit=on_exit,
-            debug=debug,
-        )
-    )
+    # Only "wait" sends from the host while it lives: "handoff" and "drop" differ only at exit.
+    engine.submit(engine.Job(ping, spec, detach=on_exit != "wait", on_exit=on_exit, debug=debug))
     return ping
 
 
-def _ignored(key: str, first: tuple, second: tuple) -> None:
+def _ignored(key: str, first: "tuple[object, ...]", second: "tuple[object, ...]") -> None:
     """The debug line for a second ``autoping()`` call for the same package with other arguments."""
     from .output import debug
 
@@ -271,41 +291,37 @@ def _ignored(key: str, first: tuple, second: tuple) -> None:
     )
 
 
-def _preparer(
-    ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool, interface: str
-) -> object:
-    """The worker's preparation step: facts, version and the expanded URL (no network)."""
+def check_seconds(
+    value: object, name: str, *, zero_ok: bool = False, pair_ok: bool = False, who: str = ""
+) -> "float | tuple[float, float]":
+    """The one rule for every timeout: a number of seconds, more than 0, at most :data:`MAX_SECONDS`.
 
-    def prepare() -> "tuple[str | None, str | None]":
-        """``(url, remark)``, or ``(None, why not)`` when the distribution's own variable opts out."""
-        from . import facts, naming
+    ``zero_ok``: 0 is allowed too (``exit_timeout``: do not wait). ``pair_ok``: a
+    ``(connect, read)`` pair of such numbers is allowed too (the event logger's SDK form).
+    Returns the value as given (a pair as a tuple); raises ``ValueError`` naming ``name``
+    (after ``who``) otherwise.
 
-        off, remark = naming.background(ping.package, version is not None, os.environ)
-        if off is not None:
-            return None, off
-        url = expand(template, facts.variables(ping.package, version, ci, extra, interface=interface))
-        ping.url = url
-        return url, remark
+    >>> check_seconds(3, "timeout")
+    3
+    >>> check_seconds([1, 2.5], "timeout", pair_ok=True)
+    (1, 2.5)
+    >>> check_seconds(0, "timeout", who="autoping")
+    Traceback (most recent call last):
+    ValueError: autoping: timeout must be a number of seconds > 0 and at most 3600, got 0
+    """
 
-    return prepare
+    def seconds(part: object) -> bool:
+        return (not isinstance(part, bool) and isinstance(part, (int, float))
+                and (part >= 0 if zero_ok else part > 0) and part <= MAX_SECONDS)
 
-
-def _sender(timeout: float) -> object:
-    def send(prepared: object) -> "tuple[str, str | None, float | None]":
-        from . import naming, transport
-
-        url, remark = prepared  # type: ignore[misc]
-        if url is None:
-            return "disabled", remark, None
-        result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
-        if result.delivered:
-            return "sent", naming.with_remark(result.describe(), remark), None
-        from . import retry
-
-        reason = naming.with_remark(result.describe(), remark)
-        return "failed", reason, retry.retryable(result.status_code, result.retry_after)
-
-    return send
+    if pair_ok and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(seconds, value)):
+        return (value[0], value[1])
+    if seconds(value):
+        return value  # type: ignore[return-value]  # seconds() checked it is a real number
+    prefix = f"{who}: " if who else ""
+    pair = " (or a (connect, read) pair of them)" if pair_ok else ""
+    raise ValueError(f"{prefix}{name} must be a number of seconds {'>= 0' if zero_ok else '> 0'} "
+                     f"and at most {MAX_SECONDS:g}{pair}, got {value!r}")
 
 
 def check_arguments(
@@ -327,17 +343,8 @@ def check_arguments(
         raise TemplateError(f"autoping: template must be a string, got {type(template).__name__}")
     if version is not None and not isinstance(version, str):
         raise ValueError(f"autoping: version must be a string or None, got {version!r}")
-    for name, value, zero_ok in (("timeout", timeout, False), ("exit_timeout", exit_timeout, True)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (value >= 0 if zero_ok else value > 0)
-            or not value <= MAX_SECONDS
-        ):
-            raise ValueError(
-                f"autoping: {name} must be a number of seconds {'>= 0' if zero_ok else '> 0'} "
-                f"and at most {MAX_SECONDS:g}, got {value!r}"
-            )
+    check_seconds(timeout, "timeout", who="autoping")
+    check_seconds(exit_timeout, "exit_timeout", zero_ok=True, who="autoping")
 
     extra: dict[str, str] = {}
     if variables is not None:

@@ -38,10 +38,9 @@ from . import policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
 
     from . import Ping
-    from .transport import Client, Result
+    from .transport import Result
 
 __all__ = ["ScarfEventLogger"]
 
@@ -58,13 +57,14 @@ def _platform_name(system: str) -> str:
     return system.lower() or "unknown"
 
 
-def user_agent() -> str:
-    """``scarf-autoping/<version> (platform=<os>; arch=<arch>; python=<x.y.z>)``.
+def event_headers() -> dict[str, str]:
+    """The headers of every event: JSON, and the SDK's User-Agent shape.
 
-    The shape of the SDK's ``scarf-py/<version> (...)`` header as its source writes it
-    today (0.2.1 as published separates ``python=`` with a comma; the source normalised
-    the delimiter to ``;``). Computed once per process: ``platform`` answers from
-    ``os.uname()`` and ``sys`` without starting any subprocess.
+    ``scarf-autoping/<version> (platform=<os>; arch=<arch>; python=<x.y.z>)``: the shape of
+    the SDK's ``scarf-py/<version> (...)`` header as its source writes it today (0.2.1 as
+    published separates ``python=`` with a comma; the source normalised the delimiter to
+    ``;``). Computed once per process: ``platform`` answers from ``os.uname()`` and ``sys``
+    without starting any subprocess.
     """
     global _user_agent_cache
     if _user_agent_cache is None:
@@ -80,17 +80,14 @@ def user_agent() -> str:
         except Exception:  # noqa: BLE001 - an odd platform loses the detail, never the event
             detail = None
         _user_agent_cache = transport.user_agent(detail)
-    return _user_agent_cache
+    return {"Content-Type": "application/json", "User-Agent": _user_agent_cache}
 
 
 def _check_timeout(name: str, value: object) -> float | tuple[float, float]:
-    """Seconds > 0, or the SDK's ``(connect, read)`` pair of them; ``ValueError`` otherwise."""
-    from .transport import check_timeout
+    """The library's one timeout rule, with the SDK's ``(connect, read)`` pair allowed too."""
+    from . import check_seconds
 
-    try:
-        return check_timeout(value, name)
-    except ValueError as exc:
-        raise ValueError(f"ScarfEventLogger: {exc}") from None
+    return check_seconds(value, name, pair_ok=True, who="ScarfEventLogger")
 
 
 def _check_endpoint(endpoint_url: object) -> str:
@@ -136,7 +133,7 @@ def _shown(url: str) -> str:
     return f"{scheme}://{user}{':***' if colon else ''}@{hostport}{rest[end:]}"
 
 
-def encode(properties: object) -> bytes:
+def encode_properties(properties: object) -> bytes:
     """The JSON body for ``properties``: UTF-8, non-ASCII kept as is, nested values allowed.
 
     Raises ``TypeError`` at the caller, before anything is sent, when ``properties`` is
@@ -218,7 +215,8 @@ class ScarfEventLogger:
         if exit_timeout is None:
             self.exit_timeout = self.DEFAULT_EXIT_TIMEOUT
         elif isinstance(_check_timeout("exit_timeout", exit_timeout), tuple):
-            raise ValueError(f"ScarfEventLogger: exit_timeout must be a number of seconds > 0, got {exit_timeout!r}")
+            raise ValueError(f"ScarfEventLogger: exit_timeout must be a number of seconds > 0 and at most "
+                             f"3600, got {exit_timeout!r}")
         else:
             self.exit_timeout = exit_timeout
         if verbose is None:
@@ -234,7 +232,7 @@ class ScarfEventLogger:
                 "Scarf Logger Configuration:",
                 f"  Endpoint URL: {_shown(self.endpoint_url)}",
                 f"  Timeout: {self.timeout}s",
-                f"  User-Agent: {user_agent()}",
+                f"  User-Agent: {event_headers()['User-Agent']}",
             )
 
     def __repr__(self) -> str:
@@ -288,7 +286,7 @@ class ScarfEventLogger:
         Network faults never raise, unlike the SDK. Opt-outs are checked at each call,
         after the properties: a mistake in them raises even for users who opted out.
         """
-        body = encode(properties)
+        body = encode_properties(properties)
         seconds = self.timeout if timeout is None else _check_timeout("timeout", timeout)
         reason = policy.opt_out_reason(os.environ, None)
         if background:
@@ -299,7 +297,7 @@ class ScarfEventLogger:
             return False
         if self.verbose:
             self._say_sending(properties, seconds, "Sending event:")
-        result = self._client.send("POST", self.endpoint_url, timeout=seconds, headers=_headers(), body=body)
+        result = self._client.send("POST", self.endpoint_url, timeout=seconds, headers=event_headers(), body=body)
         if self.verbose:
             _say_result(result)
         return result.ok
@@ -332,7 +330,7 @@ class ScarfEventLogger:
             return Ping.disabled(label, "in a sub-interpreter: background events need the main interpreter")
         if self.verbose:
             self._say_sending(properties, seconds, "Sending event in the background:")
-        from . import worker
+        from . import engine
 
         total = total_seconds(seconds)
         ping = Ping(label, min(self.exit_timeout, total))
@@ -342,10 +340,11 @@ class ScarfEventLogger:
         spec = {"method": "POST", "url": self.endpoint_url, "body": body.decode("utf-8"), "timeout": total,
                 "event": True}
         # While the program runs, events go out from its worker thread (they are many, and
-        # a process each would cost more than the send); what is left at exit is handed over.
-        job = worker.Job(ping, spec, _prepare, _sender(self._client, self.endpoint_url, body, seconds, self.verbose),
-                         detach=False, debug=debug)
-        worker.submit(job)
+        # a process each would cost more than the send) on the logger's pool, with its own
+        # timeout pair; what is left at exit is handed over.
+        observe = _on_worker_result if self.verbose else None
+        engine.submit(engine.Job(ping, spec, detach=False, debug=debug, timeout=seconds, client=self._client,
+                                 observe=observe))
         return ping
 
 
@@ -355,26 +354,9 @@ def _label(properties: Mapping[str, object]) -> str:
     return name if isinstance(name, str) and name.strip() else "event"
 
 
-def _headers() -> dict[str, str]:
-    return {"Content-Type": "application/json", "User-Agent": user_agent()}
-
-
-def _prepare() -> dict[str, str]:
-    """The worker's preparation step (under its import lock): the headers, platform facts included."""
-    return _headers()
-
-
-def _sender(client: Client, url: str, body: bytes, seconds: float | tuple[float, float],
-            verbose: bool) -> Callable[[object], tuple[str, str | None]]:
-    """The worker's network step: one POST of the already-encoded body, on the logger's pool."""
-
-    def send(headers: object) -> tuple[str, str | None]:
-        result = client.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
-        if verbose:
-            _say_result(result, on_worker=True)
-        return ("sent" if result.ok else "failed"), result.describe()
-
-    return send
+def _on_worker_result(result: Result) -> None:
+    """The ``verbose`` lines of a background event, written from our thread."""
+    _say_result(result, on_worker=True)
 
 
 def _say_result(result: Result, on_worker: bool = False) -> None:

@@ -10,7 +10,7 @@ The platform facts are collected once per process and cached. Collection imports
 worker, never on the thread that imports the host package, except :func:`interface`.
 """
 
-__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "package_version", "platform_facts",
+__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "platform_facts",
            "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
@@ -172,20 +172,6 @@ def platform_facts() -> dict[str, str]:
     if _cache is None:
         _cache = collect()
     return dict(_cache)
-
-
-def package_version(package: str) -> str:
-    """The installed version of ``package`` (a distribution or an import name), else ``"unknown"``.
-
-    For an import name (``yaml`` for ``PyYAML``) the distribution that ships the
-    top-level package is used, but only when exactly one does (or, for a dotted name in a
-    namespace package, exactly one ships that module): ``google`` and ``azure`` are
-    shipped by many, and a guess would report another package's version. See
-    :func:`scarf_autoping.naming.resolve`.
-    """
-    from . import naming
-
-    return naming.resolve(package).version or UNKNOWN
 
 
 def variables(

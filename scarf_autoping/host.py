@@ -102,11 +102,6 @@ def thread_primitives() -> "tuple[object, object]":
     return _thread.allocate_lock, _thread.start_new_thread
 
 
-def frozen() -> bool:
-    """True in a frozen application (PyInstaller, cx_Freeze, py2exe): ``sys.executable`` is the app."""
-    return bool(getattr(sys, "frozen", False))
-
-
 #: ``readlink /proc/self/ns/pid`` in the initial PID namespace (``PROC_PID_INIT_INO`` in Linux).
 _ROOT_PID_NAMESPACE = "pid:[4026531836]"
 

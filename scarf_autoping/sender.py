@@ -22,14 +22,9 @@ appends ``path`` but ``skip`` to its own ``sys.path`` (the standard library stay
 nothing of the host's shadows it), finds distribution metadata through the whole
 ``path`` (the host may have found the package in its working directory), builds each URL
 from the same template and facts code the host would use, sends it with the same
-transport (proxies from the environment, no redirects, no body read, the ping's
-``timeout``), and, with ``report``, writes one line per job to descriptor 3::
-
-    <index> TAB <status> TAB <reason> TAB <url> TAB <retry> NEWLINE
-
-where ``<url>`` is empty for an event (its URL may hold a password) and ``<retry>`` is
-empty when a failure is final and otherwise the least seconds to wait before trying
-again (see :mod:`scarf_autoping.retry`; the host schedules it).
+transport (one pipeline for both: :mod:`scarf_autoping.pipeline`), and, with ``report``,
+writes one line per job to descriptor 3 (:mod:`scarf_autoping.protocol`): the host
+schedules the retries.
 
 With ``loop`` (set where no thread of the host's will schedule retries: uWSGI, a fork),
 a job with a ``retry_interval`` is tried again here, for as long as the host process
@@ -44,6 +39,10 @@ its own and the main thread only waits, with that deadline.
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Outcome
+
 #: Seconds allowed beyond ``delay`` and the ping's ``timeout`` for start-up and imports.
 GRACE = 2.0
 #: The reason given for a job still out at the deadline (the ``timeout`` does not bound
@@ -55,23 +54,17 @@ TIMED_OUT = "timed out: no outcome before the sender's deadline (a name lookup t
 _reported: "dict[int, object]" = {}
 
 
-def _report(
-    fd: "int | None", index: int, status: str, reason: "str | None", url: "str | None", retry: "float | None"
-) -> None:
+def _report(fd: "int | None", index: int, outcome: "Outcome") -> None:
+    """Write ``outcome`` of job ``index`` on the result pipe: once per job, never blocking."""
     if fd is None:
         return
     me = object()
     if _reported.setdefault(index, me) is not me:
         return
-    # One write of at most PIPE_BUF (4096) bytes is atomic: lines of concurrent jobs never
-    # interleave. A longer reason or URL is cut, so the line keeps its five fields.
-    fields = [
-        f.replace("\t", " ").replace("\n", " ").encode("utf-8", "backslashreplace")[:limit]
-        for f, limit in ((str(index), 20), (status, 20), (reason or "", 400), (url or "", 3000),
-                         ("" if retry is None else repr(retry), 40))
-    ]
+    from scarf_autoping import protocol
+
     try:
-        os.write(fd, b"\t".join(fields) + b"\n")
+        os.write(fd, protocol.encode(index, outcome.status, outcome.reason, outcome.url, outcome.retry))
     except OSError:  # the host has gone, or a full pipe nobody reads: never block on it
         pass
 
@@ -118,55 +111,18 @@ def _sleep(seconds: float, host: "int | None") -> bool:
             return False
 
 
-def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
-    """One try: ``(status, reason, url, retry)`` (``retry``: None when final or sent)."""
-    from scarf_autoping import retry, transport
-
-    method = job.get("method", "GET")
-    timeout = float(job.get("timeout", 3.0))
-    url = job.get("url")
-    try:
-        if job.get("event"):
-            from scarf_autoping.events import user_agent
-
-            headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
-            body = job.get("body", "").encode("utf-8")
-        else:
-            from scarf_autoping import facts, naming
-            from scarf_autoping.template import expand
-
-            off, remark = naming.background(job["package"], job.get("version") is not None, os.environ)
-            if off is not None:
-                return "disabled", off, None, None
-            values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"),
-                                     interface=job.get("interface"))
-            url = expand(job["template"], values)
-            # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
-            headers = {"User-Agent": transport.user_agent(), **(job.get("headers") or {})}
-            body = job["body"].encode("utf-8") if isinstance(job.get("body"), str) else None
-        result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
-        good = result.ok if job.get("event") else result.delivered
-        reason = result.describe() if job.get("event") else naming.with_remark(result.describe(), remark)
-        if good:
-            return "sent", reason, url, None
-        return "failed", reason, url, retry.retryable(result.status_code, result.retry_after)
-    except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
-        return "failed", type(exc).__name__, url, None
-
-
 def _deliver(index: int, job: dict, fd: "int | None", loop: bool, host: "int | None") -> None:
-    from scarf_autoping import retry
+    from scarf_autoping import pipeline, retry
 
     interval = job.get("retry_interval") if loop else None
     if job.get("wait") and not _sleep(float(job["wait"]), host if interval else None):
         interval = None  # the host has gone while we waited: one attempt, as a hand-over
     while True:
-        status, reason, url, again = _attempt(job)
-        if status == "sent" or again is None or not interval:
-            # An event's URL may hold a Basic-auth password: the host keeps the one it shows.
-            _report(fd, index, status, reason, None if job.get("event") else url, again)
+        outcome = pipeline.attempt(job)
+        if outcome.status == "sent" or outcome.retry is None or not interval:
+            _report(fd, index, outcome)
             return
-        if not _sleep(retry.next_delay(float(interval), again, retry.jitter_fraction()), host):
+        if not _sleep(retry.next_delay(float(interval), outcome.retry, retry.jitter_fraction()), host):
             interval = None
 
 
@@ -206,7 +162,7 @@ def main(settings: dict) -> None:
         import warnings
 
         warnings.simplefilter("ignore")  # nobody would read them: stderr is the null device
-        from scarf_autoping import transport
+        from scarf_autoping import pipeline, transport
 
         transport.warm_up()
         done = _thread.allocate_lock()
@@ -231,7 +187,7 @@ def main(settings: dict) -> None:
             retrying = loop and any(job.get("retry_interval") for job in jobs)
             if not done.acquire(timeout=-1 if retrying else max(0.0, deadline - time.monotonic())):
                 for index in range(len(jobs)):  # those still out; the others were reported
-                    _report(fd, index, "failed", TIMED_OUT, None, 0.0)
+                    _report(fd, index, pipeline.Outcome("failed", TIMED_OUT, None, 0.0))
     except BaseException:  # noqa: BLE001 - the sender is silent and always exits 0
         pass
     os._exit(0)

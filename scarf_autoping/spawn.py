@@ -153,7 +153,7 @@ def interpreter() -> "str | None":
     return found
 
 
-def encode(value: object) -> str:
+def to_json(value: object) -> str:
     """JSON for ``None``, booleans, numbers, strings, lists and string-keyed dicts, ASCII only.
 
     ``json.dumps(value, ensure_ascii=True)`` does the same; this keeps ``json`` out of a
@@ -184,10 +184,10 @@ def encode(value: object) -> str:
         out.append('"')
         return "".join(out)
     if isinstance(value, dict):
-        return "{" + ",".join(encode(str(k)) + ":" + encode(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(to_json(str(k)) + ":" + to_json(v) for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(encode(v) for v in value) + "]"
-    return encode(str(value))
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    return to_json(str(value))
 
 
 def home() -> str:
@@ -331,7 +331,7 @@ def spawn(
             return None
         orphan = orphan and orphans()
         entries = search_path()
-        settings = encode({
+        settings = to_json({
             "jobs": jobs,
             "home": home(),
             "path": entries,

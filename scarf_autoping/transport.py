@@ -107,23 +107,6 @@ def warm_up() -> None:
 # --- timeouts -------------------------------------------------------------------------
 
 
-def check_timeout(value: object, name: str = "timeout") -> float | tuple[float, float]:
-    """A timeout as accepted here: seconds > 0, or a ``(connect, read)`` pair of them.
-
-    Returns the value (a pair as a tuple); raises ``ValueError`` naming ``name`` otherwise.
-    """
-    def seconds(part: object) -> bool:
-        return not isinstance(part, bool) and isinstance(part, (int, float)) and part > 0 and part < float("inf")
-
-    if isinstance(value, (tuple, list)):
-        if len(value) == 2 and seconds(value[0]) and seconds(value[1]):
-            return (value[0], value[1])
-        raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, got {value!r}")
-    if not seconds(value):
-        raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, got {value!r}")
-    return value  # type: ignore[return-value]
-
-
 def total_seconds(timeout: float | tuple[float, float]) -> float:
     """The most seconds an exchange with ``timeout`` may take (DNS aside): ``connect + read`` for a pair."""
     if isinstance(timeout, (tuple, list)):

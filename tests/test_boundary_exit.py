@@ -305,11 +305,11 @@ def test_events_taken_by_the_thread_follow_on_exit_drop(make_collector):
     server = make_collector("delay:0.2")
     code = textwrap.dedent(f"""\
         import atexit, json
-        from scarf_autoping import ScarfEventLogger, worker
+        from scarf_autoping import ScarfEventLogger, engine
         atexit.register(lambda: print(json.dumps(sorted(p.status for p in pings))))  # runs after ours
         logger = ScarfEventLogger({server.url + "/e"!r}, exit_timeout=10)
         pings = [logger.log_event({{"event": "e", "n": n}}, background=True) for n in range(4)]
-        for job in worker._queue:
+        for job in engine.ENGINE.queue:
             job.on_exit = "drop"
         pings[-1].wait(0)  # ends the deferral: the thread takes all four at once
         import time; time.sleep(0.05)  # and the program ends

@@ -391,7 +391,7 @@ def test_after_a_fork_wait_says_true_once_the_looping_sender_delivers(site):
 ALARM_INSIDE_SUBMIT = """\
         fired = []
         def profile(frame, event, arg):
-            if event == "call" and frame.f_code is worker._ensure_thread.__code__ and not fired:
+            if event == "call" and frame.f_code is engine.Engine.ensure_thread.__code__ and not fired:
                 fired.append(1)
                 signal.raise_signal(signal.SIGALRM)
         sys.setprofile(profile)
@@ -407,7 +407,7 @@ def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site,
     code = f"""\
         import json, signal, sys
         import scarf_autoping
-        from scarf_autoping import worker
+        from scarf_autoping import engine
         late = []
         def handler(signum, frame):
             late.append(scarf_autoping.autoping("pkg_sigb", {collector.url + '/b/{package}'!r}))
@@ -430,8 +430,8 @@ def test_the_state_lock_forgets_a_wait_that_failed(site):
     has let go."""
     code = """\
         import json, signal, threading, time
-        from scarf_autoping import worker
-        lock = worker._StateLock()
+        from scarf_autoping import engine
+        lock = engine.StateLock()
         seen = []
         holder_in, holder_go = threading.Event(), threading.Event()
         def hold():
@@ -476,7 +476,7 @@ def test_a_signal_handler_waiting_on_a_ping_inside_submit_returns_at_once(site, 
     code = """\
         import json, signal, sys
         import pkg_waita
-        from scarf_autoping import worker
+        from scarf_autoping import engine
         answers = []
         def handler(signum, frame):
             answers.append(pkg_waita.PING.wait())

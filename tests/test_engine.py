@@ -31,14 +31,14 @@ json_values = st.recursive(
 
 @given(json_values)
 def test_settings_encoder_is_json_and_ascii(value):
-    encoded = spawn.encode(value)
+    encoded = spawn.to_json(value)
     assert encoded.isascii()
     assert json.loads(encoded) == value
 
 
 def test_settings_encoder_keeps_lone_surrogates_and_floats():
-    assert json.loads(spawn.encode("\udcc3 path")) == "\udcc3 path"
-    assert json.loads(spawn.encode({"timeout": 2.5, "delay": 0.0})) == {"timeout": 2.5, "delay": 0.0}
+    assert json.loads(spawn.to_json("\udcc3 path")) == "\udcc3 path"
+    assert json.loads(spawn.to_json({"timeout": 2.5, "delay": 0.0})) == {"timeout": 2.5, "delay": 0.0}
 
 
 @pytest.mark.parametrize("name", ["pkg-é", "Café_Tools", "a,b", "100%", "naïve.pkg", "日本"])

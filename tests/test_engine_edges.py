@@ -90,7 +90,7 @@ def test_a_fork_does_not_wait_for_a_thread_sending_from_the_host(site):
     try:
         autoping_package(site, "pkg_forkbusy", server.url + "/t/{package}")
         code = (NO_INTERPRETER + "import json, os, time\nimport pkg_forkbusy\n"
-                "import scarf_autoping.worker as engine\n"
+                "import scarf_autoping.engine as engine\n"
                 # The old engine spent this bound on every such fork: make it unmistakable.
                 "engine.STOP_WAIT = 3.0\n"
                 "time.sleep(1.8)\n"  # the deferral is over and the request is out (4 s)
@@ -120,10 +120,10 @@ def test_ctrl_c_while_a_fork_waits_for_us_leaves_nothing_locked(site):
     server = Collector()
     try:
         autoping_package(site, "pkg_forkint", server.url + "/t/{package}")
-        code = ("import json, os, threading\nimport pkg_forkint\nfrom scarf_autoping import autoping, worker\n"
+        code = ("import json, os, threading\nimport pkg_forkint\nfrom scarf_autoping import autoping, engine\n"
                 "def interrupted():\n"
                 "    raise KeyboardInterrupt\n"
-                "worker._stop_idle_thread = interrupted\n"
+                "engine.ENGINE.stop_idle_thread = interrupted\n"
                 "pid = os.fork()\n"
                 "if pid == 0:\n"
                 "    os._exit(0)\n"

@@ -52,13 +52,13 @@ def test_fork_between_registering_and_queueing_settles_the_childs_copy(site, col
         f"""
         import os, threading, time
         import scarf_autoping as s
-        from scarf_autoping import worker
+        from scarf_autoping import engine
         s.autoping("first", "{collector.url}/t/{{package}}")
-        real = worker.submit
+        real = engine.ENGINE.submit
         def slow_submit(job):  # widen the window between the registry and the queue
             time.sleep(0.3)
             real(job)
-        worker.submit = slow_submit
+        engine.ENGINE.submit = slow_submit
         t = threading.Thread(target=s.autoping, args=("second", "{collector.url}/t/{{package}}"))
         t.start()
         time.sleep(0.1)
@@ -69,7 +69,7 @@ def test_fork_between_registering_and_queueing_settles_the_childs_copy(site, col
             os._exit(0)
         os.waitpid(pid, 0)
         t.join()
-        print("parent", s._registry["second"].wait(5))
+        print("parent", s.REGISTRY.pings["second"].wait(5))
         """,
         child_env(None, PYTHONWARNINGS="ignore::DeprecationWarning"),
         timeout=20,
@@ -176,7 +176,7 @@ def test_namespace_import_name_does_not_borrow_another_distributions_version(sit
     # import name that belongs to a distribution counts for it); the shared top level and a
     # module nobody ships still get "unknown", never another distribution's version.
     child = run_child("from scarf_autoping import facts\n"
-                      "print([facts.package_version(n) for n in ('nspkg.a', 'nspkg.b', 'nspkg', 'nspkg.c')])",
+                      "print([facts.variables(n, None, False)['version'] for n in ('nspkg.a', 'nspkg.b', 'nspkg', 'nspkg.c')])",
                       child_env(site))
     assert child.stdout.strip() == "['1.0', '9.9', 'unknown', 'unknown']", child
 

@@ -635,14 +635,19 @@ def _terminal_columns() -> int:
 
 
 def _positive(text: str) -> float:
+    """A ``--timeout``: the library's one timeout rule (see :func:`scarf_autoping.check_seconds`)."""
     import argparse
+
+    from .. import check_seconds
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text!r}")
+    try:
+        check_seconds(value, "--timeout")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds and at most 3600, got {text!r}") from None
     return value
 
 
