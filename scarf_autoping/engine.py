@@ -85,8 +85,6 @@ PARKED_NAP = 3600.0
 STOP_WAIT = 0.5
 #: The most a fork waits for a thread that is sending from the host to finish importing.
 FORK_WAIT = 5.0
-#: The most exit waits for the thread to place a batch it has taken with a sender.
-PLACING_WAIT = 0.25
 
 #: Why a ping is handed over when the host closed the pipe its sender reports through.
 UNKNOWN = "sent by a detached process; its outcome is unknown (the host closed the descriptor it reported through)"
@@ -672,72 +670,6 @@ class Engine:
             jobs += sender.out()
         return [job.ping for job in jobs]
 
-    # --- exit ---------------------------------------------------------------------------
-
-    def exit(self) -> None:
-        """Exit proper: what is unsent is dropped, handed over or waited for, per on_exit."""
-        from . import plans
-
-        with self.lock:
-            self.exiting = True
-            # A ping waiting to retry is unsent.
-            unsent = self.queue[:] + [job for _, job in self.retries] + self.parked
-            del self.queue[:], self.retries[:], self.parked[:]
-        deadline = time.monotonic() + PLACING_WAIT
-        while any(not job.taken_here for job in self.placing) and time.monotonic() < deadline:
-            self.nap.acquire(True, 0.001)  # a batch the thread is placing with a sender right now
-        with self.lock:
-            # Taken by the thread to send from the host (one at a time), not started: as unsent.
-            taken = [job for job in self.placing if job.taken_here]
-            self.unplace(taken)
-            senders = list(self.senders)
-        unsent += taken
-        stays = False
-        if plans.exit_asks_host(unsent, out=bool(senders or self.placing)):
-            stays = host.dies_with_host()
-        drop, waiting, handoff = plans.exit_plan(unsent, dies_with_host=stays, reaps=host_reaps())
-        for job in drop:
-            job.ping._settle("dropped", "dropped at interpreter exit")
-        waiting += self.hand_over(handoff, delay=0.0)
-        if waiting:
-            import_threading()  # our thread sends these from the host: it must not be the first
-            with self.lock:
-                self.queue.extend(waiting)
-                started = self.ensure_thread()
-            if not started:
-                for job in waiting:
-                    job.ping._settle("failed", "could not start the worker thread at exit")
-            self.hurry()
-        out: list[Job] = []  # with a sender that is out
-        for sender in senders:  # what the senders already reported; the rest is theirs to finish
-            self.read(sender, 0.25)
-            out += sender.out()
-        if not stays:
-            for job in out:
-                job.ping._settle("handed-over", "sent by a detached process")
-            out = []
-        with self.lock:
-            pending = [job.ping for job in waiting + self.sending_here + out + (self.placing if stays else [])
-                       if job.ping.status in ("pending", "retrying")]
-        if pending:
-            wait_for(pending, max(ping.exit_timeout for ping in pending))
-
-    def leave_at_exit(self) -> None:
-        """Ask our thread to leave before finalization starts; wait for it only if it is idle.
-
-        Nothing is left for it to do that exit has not handed over or waited for, and a thread
-        of ours blocked on a lock while the interpreter tears itself down is a hazard
-        (modules are cleared, locks freed) that costs nothing to avoid.
-        """
-        with self.lock:
-            if not self.running:
-                return
-            self.stop = True
-            done, busy = self.thread_done, bool(self.sending_here or self.placing)
-        self.wake_thread()
-        if not busy:
-            done.acquire(True, 0.1)  # type: ignore[attr-defined]  # a lock from _thread.allocate_lock
-
     # --- fork ---------------------------------------------------------------------------
 
     def before_fork(self) -> None:
@@ -977,70 +909,14 @@ def _logging_lock_held_here() -> "object | None":
     return None
 
 
-def wait_for(pings: "list[Ping]", timeout: float) -> None:
-    """Wait until each of ``pings`` has settled, all within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    for ping in pings:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        ping.wait(remaining)
-
-
-# --- exit ---------------------------------------------------------------------------
-
-
 def _at_exit() -> None:
-    """Hand over what has not gone out, wait only where the author asked for it (or must)."""
+    """Interpreter exit: see :mod:`scarf_autoping.exiting` (imported only now)."""
     try:
-        engine = ENGINE
-        try:
-            engine.exit()
-        except KeyboardInterrupt:
-            _interrupted()
-        engine.leave_at_exit()
+        from . import exiting
+
+        exiting.at_exit(ENGINE)
     except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass
-
-
-def _interrupted() -> None:
-    """Ctrl-C while exit waited for us: our wait ends, the rest of exit runs, then SIGINT ends it.
-
-    The handlers registered before ours (the application's own, ``logging.shutdown``) still
-    have to run, so the process cannot be killed here; and an exception out of an atexit
-    handler is printed and ignored. CPython itself ends a program by SIGINT, after
-    finalizing it, when the code of ``__main__`` ended with an unhandled KeyboardInterrupt
-    (so that a shell loop or ``make`` stops): that is recorded by the code runner that
-    ran ``__main__`` (``PyRun_*``), which is asked here to run ``raise KeyboardInterrupt``,
-    with ``sys.excepthook`` silenced for the moment. Where that cannot be done (not
-    CPython, no ``ctypes``, an embedding program that does not look), exit just goes on.
-    """
-    if sys.implementation.name != "cpython":
-        return
-    try:
-        import ctypes
-
-        run = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(
-            ("PyRun_SimpleStringFlags", ctypes.pythonapi))
-    except BaseException:  # noqa: BLE001 - no ctypes, no symbol: exit goes on as it is
-        return
-    names = ("last_exc", "last_type", "last_value", "last_traceback")
-    saved = {name: getattr(sys, name) for name in names if hasattr(sys, name)}
-    hook = sys.excepthook
-    try:
-        sys.excepthook = _quiet
-        run(b"raise KeyboardInterrupt", None)
-    finally:
-        sys.excepthook = hook
-        for name in names:  # PyErr_Print records the exception there: put back what was
-            if name in saved:
-                setattr(sys, name, saved[name])
-            elif hasattr(sys, name):
-                delattr(sys, name)
-
-
-def _quiet(*args: object) -> None:
-    """An excepthook that prints nothing."""
 
 
 # --- fork ---------------------------------------------------------------------------
