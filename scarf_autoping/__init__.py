@@ -317,7 +317,7 @@ def check_seconds(
     if pair_ok and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(seconds, value)):
         return (value[0], value[1])
     if seconds(value):
-        return value  # type: ignore[return-value]  # seconds() checked it is a real number
+        return value  # type: ignore[return-value]  # seconds() checked it: an int or a float
     prefix = f"{who}: " if who else ""
     pair = " (or a (connect, read) pair of them)" if pair_ok else ""
     raise ValueError(f"{prefix}{name} must be a number of seconds {'>= 0' if zero_ok else '> 0'} "
@@ -350,7 +350,7 @@ def check_arguments(
     if variables is not None:
         if not hasattr(variables, "items"):
             raise ValueError(f"autoping: variables must be a mapping of str to str, got {type(variables).__name__}")
-        for name, value in variables.items():  # type: ignore[union-attr]
+        for name, value in variables.items():
             if not isinstance(name, str):
                 raise ValueError(f"autoping: variable names must be strings, got {name!r}")  # noqa: TRY004
             if name in BUILTIN_NAMES:

@@ -259,7 +259,7 @@ class Engine:
         self.stop = False  # asks the thread to leave at its next look
         self.hurried = False  # the deferral is over (Ping.wait(), exit)
         self.deferral_ends = 0.0  # when the current thread's deferral ends
-        self.thread_done: object | None = None  # released by the current thread as it leaves
+        self.thread_done: _thread.LockType | None = None  # released by the current thread as it leaves
         self.thread_tid: int | None = None  # the current thread's OS id
         self.thread_ident: int | None = None  # the current thread's Python id
         self.exiting = False
@@ -384,7 +384,7 @@ class Engine:
 
     # --- the thread -------------------------------------------------------------------
 
-    def run(self, done: "object") -> None:
+    def run(self, done: "_thread.LockType") -> None:
         """The thread's life: the deferral, then batches, senders and retries until idle."""
         lock = self.lock
         try:
@@ -426,7 +426,7 @@ class Engine:
                         self.running = False
             except BaseException:  # noqa: BLE001
                 pass
-            done.release()  # type: ignore[attr-defined]  # a lock from _thread.allocate_lock
+            done.release()
 
     def take_batch(self, now: float) -> "list[Job]":
         """Take what is queued and what is due to retry (caller holds the lock)."""
@@ -707,7 +707,7 @@ class Engine:
             done = self.thread_done
         self.wake_thread()
         deadline = time.monotonic() + STOP_WAIT
-        while not done.acquire(True, 0.002):  # type: ignore[attr-defined]  # a lock from _thread
+        while done is not None and not done.acquire(True, 0.002):
             with self.lock:
                 # Sending from the host (on_exit="wait", events, no sender possible): it cannot
                 # be stopped, so the fork does not wait for it (only for its imports).
@@ -846,7 +846,7 @@ def hurry() -> bool:
     return ENGINE.hurry()
 
 
-def _run(engine: Engine, done: object) -> None:
+def _run(engine: Engine, done: "_thread.LockType") -> None:
     engine.run(done)
 
 
@@ -891,7 +891,7 @@ def _block_signals() -> None:
     delivered here, and die of it or run its handler inside that section.
     """
     try:
-        import _signal  # built in, and already imported by the interpreter: no import cost
+        import _signal  # type: ignore[import-not-found]  # built in, no stubs; already imported: no cost
 
         _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     except (ImportError, AttributeError, OSError, ValueError):  # no pthread_sigmask (Windows)

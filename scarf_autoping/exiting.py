@@ -136,8 +136,8 @@ def stop_thread(engine: "Engine") -> None:
         engine.stop = True
         done, busy = engine.thread_done, bool(engine.sending_here or engine.placing)
     engine.wake_thread()
-    if not busy:
-        done.acquire(True, 0.1)  # type: ignore[attr-defined]  # a lock from _thread.allocate_lock
+    if not busy and done is not None:
+        done.acquire(True, 0.1)
 
 
 def wait_for(pings: "list[Ping]", timeout: float) -> None:

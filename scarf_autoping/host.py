@@ -20,6 +20,10 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 import _thread
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
 _main: "list[bool]" = []
 
 
@@ -80,7 +84,7 @@ def green() -> "str | None":
     return None
 
 
-def thread_primitives() -> "tuple[object, object]":
+def thread_primitives() -> "tuple[Callable[[], _thread.LockType], Callable[..., int]]":
     """``(allocate_lock, start_new_thread)`` as CPython made them, green patching undone."""
     modules = sys.modules
     monkey = modules.get("gevent.monkey")

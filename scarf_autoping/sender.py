@@ -41,6 +41,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .pipeline import Outcome
 
 #: Seconds allowed beyond ``delay`` and the ping's ``timeout`` for start-up and imports.
@@ -111,7 +113,7 @@ def _sleep(seconds: float, host: "int | None") -> bool:
             return False
 
 
-def _deliver(index: int, job: dict, fd: "int | None", loop: bool, host: "int | None") -> None:
+def _deliver(index: int, job: "dict[str, Any]", fd: "int | None", loop: bool, host: "int | None") -> None:
     from scarf_autoping import pipeline, retry
 
     interval = job.get("retry_interval") if loop else None
@@ -126,7 +128,7 @@ def _deliver(index: int, job: dict, fd: "int | None", loop: bool, host: "int | N
             interval = None
 
 
-def main(settings: dict) -> None:
+def main(settings: "dict[str, Any]") -> None:
     """Run the jobs in ``settings``, all at once; exit 0 whatever happens."""
     try:
         import _thread
@@ -169,7 +171,7 @@ def main(settings: dict) -> None:
         count = _thread.allocate_lock()
         left = [len(jobs)]
 
-        def run(index: int, job: dict) -> None:
+        def run(index: int, job: "dict[str, Any]") -> None:
             try:
                 _deliver(index, job, fd, loop, host)
             finally:

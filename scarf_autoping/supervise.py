@@ -14,12 +14,13 @@ The rules, because the descriptor numbers live in the host's process:
 """
 
 import os
+import sys
 import time
 
-try:  # eventlet patches os.read and os.waitpid; the posix module itself is never patched
+if sys.platform == "win32":  # pragma: no cover - no detached sender, nothing to read or reap
+    _posix = os
+else:  # eventlet patches os.read and os.waitpid; the posix module itself is never patched
     import posix as _posix
-except ImportError:  # pragma: no cover - Windows: no detached sender, nothing to read or reap
-    _posix = os  # type: ignore[no-redef]
 
 from . import protocol, spawn
 
