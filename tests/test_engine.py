@@ -63,7 +63,8 @@ NO_INTERPRETER = (
 
 
 def test_without_an_interpreter_the_host_sends_and_exit_waits(collector, site):
-    autoping_package(site, "pkg_noexe", collector.url + "/t/{package}/{version}")
+    # exit_timeout=10: the host imports requests at exit, which a loaded machine may take seconds for.
+    autoping_package(site, "pkg_noexe", collector.url + "/t/{package}/{version}", args="exit_timeout=10")
     code = NO_INTERPRETER + (
         "import atexit\n"
         "atexit.register(lambda: print(pkg_noexe.PING.status, 'threading' in sys.modules))\n"
