@@ -17,6 +17,7 @@ template on the front page passes the checks an author's import would make.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -187,3 +188,174 @@ def test_the_front_page_line_passes_the_authors_checks():
         proc = subprocess.run([sys.executable, "-c", line], capture_output=True, text=True, timeout=60, check=False,
                               env=child_env(DO_NOT_TRACK="1"))
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc
+
+
+# --- the docs against the code: one table of variables, the statuses, the links -------
+
+#: A word that can be a status (``handed-over``), as opposed to a reason (``dropped at exit``).
+STATUS_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+#: The calls that settle a ping or report an outcome take its status as a literal argument.
+SETTLING_CALLS = re.compile(r"settle|resolve|outcome|report|finish|retrying")
+#: More distinct built-in names than this in one paragraph or table outside docs/api.md is a copy.
+MOST_NAMES_ELSEWHERE = 7
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose(page: Path) -> list[list[str]]:
+    """The page outside fenced blocks, as paragraphs and tables (runs of non-blank lines)."""
+    chunks: list[list[str]] = [[]]
+    fenced = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        if line.strip():
+            chunks[-1].append(line)
+        elif chunks[-1]:
+            chunks.append([])
+    return [chunk for chunk in chunks if chunk]
+
+
+def tables(page: Path) -> list[list[list[str]]]:
+    """Every Markdown table on ``page``: its rows (header first, the rule left out) as cells."""
+    found = []
+    for chunk in prose(page):
+        rows = [line for line in chunk if line.lstrip().startswith("|")]
+        if len(rows) < 2 or not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*", rows[1].strip()):
+            continue
+        found.append([[cell.strip() for cell in row.strip().strip("|").split("|")] for row in rows[:1] + rows[2:]])
+    return found
+
+
+def table_with_header(page: Path, first: str) -> list[list[str]]:
+    """The one table on ``page`` whose first header cell is ``first`` (its body rows)."""
+    matching = [table for table in tables(page) if table[0][0] == first]
+    assert len(matching) == 1, f"{page.name}: {len(matching)} tables start with a {first!r} column, not one"
+    return matching[0][1:]
+
+
+def first_column(rows: list[list[str]]) -> list[str]:
+    """The names in backticks in the first cell of each row (``"handoff"`` keeps no quotes)."""
+    return [name.strip('"') for row in rows for name in re.findall(r"`([^`]+)`", row[0])]
+
+
+def test_one_table_of_variables_in_api_md_with_every_builtin_name():
+    from scarf_autoping.facts import BUILTIN_NAMES
+
+    names = first_column(table_with_header(ROOT / "docs" / "api.md", "variable"))
+    assert sorted(names) == sorted(BUILTIN_NAMES), (
+        f"docs/api.md's table of variables lists {names}, the code has {list(BUILTIN_NAMES)}")
+
+
+def _names_in(chunk: list[str], builtin: set[str]) -> set[str]:
+    """The built-in names ``chunk`` spells out in backticks, alone or as a list (``a, b``)."""
+    found: set[str] = set()
+    for span in re.findall(r"`([^`]+)`", " ".join(chunk)):
+        words = [word for word in re.split(r"[\s,]+", span.strip()) if word]
+        if words and all(word in builtin for word in words):
+            found.update(words)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_other_copy_of_the_variables(page: Path):
+    """A list of the variables anywhere else drifts (it did): link to the table instead."""
+    from scarf_autoping.facts import BUILTIN_NAMES
+
+    builtin = set(BUILTIN_NAMES)
+    for table in tables(page):
+        if page.name == "api.md" and table[0][0] == "variable":
+            continue
+        names = set(first_column(table[1:])) & builtin
+        assert len(names) < 3, (f"{page.name}: a table of variables ({sorted(names)}); "
+                                "the one table is in docs/api.md#template-variables")
+    for chunk in prose(page):
+        if page.name == "api.md" and chunk[0].lstrip().startswith("| variable |"):
+            continue
+        names = _names_in(chunk, builtin)
+        assert len(names) <= MOST_NAMES_ELSEWHERE, (
+            f"{page.name}: a list of {len(names)} variables ({', '.join(sorted(names))}) in:\n"
+            f"{chunk[0]}\nlink to docs/api.md#template-variables instead")
+
+
+def _status_literals(path: Path) -> set[str]:
+    """The statuses ``path`` gives a ping: literals assigned to or compared with a ``.status``,
+    or passed to the calls that settle a ping or report an outcome."""
+
+    def strings(node: ast.AST) -> list[str]:
+        return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+    def is_status(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "status"
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        values: list[str] = []
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is not None and any(is_status(target) for target in targets):
+                values = strings(node.value)
+        elif isinstance(node, ast.Compare) and any(is_status(n) for n in [node.left, *node.comparators]):
+            values = [s for n in [node.left, *node.comparators] for s in strings(n)]
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if SETTLING_CALLS.search(name):
+                values = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        found.update(value for value in values if STATUS_WORD.fullmatch(value))
+    return found
+
+
+def test_every_status_the_code_sets_is_in_the_table_of_statuses():
+    runtime = sorted((ROOT / "scarf_autoping").glob("*.py"))
+    in_code = set().union(*(_status_literals(path) for path in runtime))
+    documented = set(first_column(table_with_header(ROOT / "docs" / "api.md", "status")))
+    assert in_code - documented == set(), f"statuses set by the code, missing from docs/api.md: {in_code - documented}"
+    assert documented - in_code == set(), (
+        f"statuses in docs/api.md that no code sets: {documented - in_code} (or the code settles pings through "
+        f"a call this test does not know: see SETTLING_CALLS)")
+
+
+def test_every_on_exit_value_is_documented():
+    from scarf_autoping import ON_EXIT
+
+    documented = first_column(table_with_header(ROOT / "docs" / "api.md", "`on_exit`"))
+    assert sorted(documented) == sorted(ON_EXIT), f"docs/api.md's on_exit table: {documented}, the code: {ON_EXIT}"
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    found = set()
+    for chunk in prose(page):
+        for line in chunk:
+            match = re.match(r"#{1,6}\s+(.*)", line)
+            if match:
+                base = slug(match.group(1))
+                count = seen.get(base, 0)
+                seen[base] = count + 1
+                found.add(base if not count else f"{base}-{count}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_link_between_the_pages_resolves(page: Path):
+    broken = []
+    for chunk in prose(page):
+        for target in LINK.findall(" ".join(chunk)):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{target}: no such file")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{target}: no heading with that anchor in {file.name}")
+    assert not broken, f"{page.name}: " + "; ".join(broken)
