@@ -46,13 +46,17 @@ class Ping:
     """One ping (or event) and what became of it.
 
     Attributes:
-        package: the package name the ping is for.
+        package: the name exactly as passed to ``autoping()`` (``{package}`` in the URL is
+            the installed distribution's normalised name); for a background event, its
+            ``event`` property.
         url: the expanded URL once it is known (reported by the sender); ``None`` while
             pending, when disabled and when handed over at exit.
         status: ``"pending"``, then one of ``"sent"``, ``"failed"``, ``"handed-over"`` (a
-            detached process sends it after this one has gone on or exited) and
-            ``"dropped"`` (``on_exit="drop"``); or ``"disabled"`` from the start. With a
-            ``retry_interval``, ``"retrying"`` between failed attempts.
+            detached process sends it after this one has gone on or exited), ``"dropped"``
+            (``on_exit="drop"``) and ``"disabled"`` (found in the background: the
+            distribution's own opt-out variable, or a forked child's copy); or
+            ``"disabled"`` from the start. With a ``retry_interval``, ``"retrying"``
+            between failed attempts. See docs/api.md for every transition.
         reason: a short text saying why it is disabled or failed (or the HTTP status once sent).
         attempts: how many attempts have had an outcome in this process.
         exit_timeout: the most seconds interpreter exit may wait for this ping.
@@ -192,13 +196,16 @@ def autoping(
         version: overrides the installed metadata (``"unknown"`` when there is none).
         variables: extra values for the template (names must not clash with built-ins).
         timeout: seconds for the whole request.
-        exit_timeout: the most interpreter exit may wait for this ping (``on_exit="wait"``,
-            or where no detached sender can be started).
+        exit_timeout: the most interpreter exit may wait for this ping: with
+            ``on_exit="wait"``, and where a hand-over cannot be made or would not outlive
+            the host (no sender possible, a host that reaps its own children, PID 1, the
+            child of an init that exits with it, a systemd service's main process).
         skip_ci: send nothing when a CI environment is detected.
         on_exit: what happens to a ping that has not gone out when the interpreter exits:
             ``"handoff"`` (default) gives it to a detached sender process and exits at once;
-            ``"wait"`` never starts a process: the host sends it and exit waits at most
-            ``exit_timeout``; ``"drop"`` drops it.
+            ``"wait"``: the host sends it itself (also while it lives) and exit waits at
+            most ``exit_timeout``; ``"drop"`` drops it (while the host lives, it goes out
+            exactly as with ``"handoff"``).
         retry_interval: for long-running processes whose network may not be up yet: after
             a network failure, a timeout, a 5xx or a 429, try again after this many
             seconds (1 to 86400, jittered; a later ``Retry-After`` wins), for as long as

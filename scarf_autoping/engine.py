@@ -32,7 +32,7 @@ One raw OS thread (``_thread``, not ``threading``) serves every package in the p
    ``"drop"`` they are dropped. A ping already in a sender's hands is never waited for
    and never sent twice. Where a process started at exit would die with the host (PID 1,
    the one child of a container's init, a systemd service's main process) or the host
-   reaps its own children, exit sends and waits instead. Ctrl-C ends any wait at exit;
+   reaps its own children, exit has them sent and waits, within ``exit_timeout``. Ctrl-C ends any wait at exit;
    the other exit handlers run, and then the process dies of SIGINT.
 4. **Fork.** ``os.register_at_fork`` hooks stop the idle thread before a fork and wait
    until the OS thread is gone, so CPython's "multi-threaded fork" warning never fires on

@@ -69,8 +69,9 @@ def exit_asks_host(unsent: "Sequence[PlannedJob]", *, out: bool) -> bool:
 def exit_plan(unsent: "Sequence[J]", *, dies_with_host: bool, reaps: bool) -> "tuple[list[J], list[J], list[J]]":
     """``(drop, wait, handoff)``: each unsent job by its ``on_exit``, at interpreter exit.
 
-    ``"handoff"`` jobs are sent from the host within ``exit_timeout`` instead where a
-    process started now dies with the host (PID 1, the one child of an init that exits
+    ``"handoff"`` jobs are waited for within ``exit_timeout`` instead (queued for our
+    thread, which gives them to a detached sender, or sends them itself where no process
+    of ours may start) where a process started now dies with the host (PID 1, the one child of an init that exits
     with it, a systemd service's main process) or the host reaps its own children.
 
     >>> class J:

@@ -30,7 +30,9 @@ How the process is started, and why:
   (``-B``, ``PYTHONDONTWRITEBYTECODE``, ``-X pycache_prefix``, which ``-I`` would drop)
   are applied before anything is imported.
 * The host's environment is passed on as it is: proxies and CA bundles are honoured.
-* ``orphan=True`` (every sender but one started by a host that is PID 1): the sender is
+* ``orphan=True`` (every sender but the exit hand-over's, which is the host's direct
+  child for the moment the host has left to live, and one started by a host that is
+  PID 1): the sender is
   never the host's child. A child would be the host's to meet: its exit sends the host
   ``SIGCHLD``, a host that calls ``os.wait()`` (or a fork that stops our thread) can reap
   it before we do, and uWSGI's master logs every child it reaps. It is started through
