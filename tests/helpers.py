@@ -18,9 +18,21 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 #: Seconds to wait before concluding that *nothing* arrived from a short-lived child: longer
 #: than a hand-over at exit takes (a detached sender starting and importing requests).
 NOTHING_QUIET = 1.5
+
+#: What a case needs of the platform, for the behaviour files that gather cases from
+#: several suites (a file whose every case needs it says so in its ``pytestmark``).
+needs_posix_spawn = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="Linux process semantics (/proc, fork, signals, PID namespaces, cgroups)")
+
+#: Seconds a host run by :func:`run_host` may take before it counts as hung (each case
+#: expects a few seconds).
+HOST_HANG = 60.0
 
 #: Variables every child keeps from the parent so the interpreter can start at all.
 _KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
@@ -71,6 +83,24 @@ def autoping_package(site: Path, name: str, template: str, *, args: str = "", ve
                         version=version, dist_name=dist_name)
 
 
+#: Makes the child look like an embedding program with no Python interpreter to be found
+#: (as on Windows, in a frozen app, or inside an embedding binary with no python next to it).
+NO_INTERPRETER = (
+    "import sys\n"
+    "sys.executable = '/nonexistent/bin/embedder'\n"
+    "sys.exec_prefix = sys.base_exec_prefix = '/nonexistent'\n"
+)
+
+#: Templates of a ping in the path and in the query, for :func:`collector_template`.
+PATH_T = "{base}/t/{package}/{version}/{os}/{python}/{arch}/{distro}"
+QUERY_T = "{base}/q{?package,version,platform,python,arch,distro,ci}"
+
+
+def collector_template(collector: object, shape: str) -> str:
+    """``shape`` (:data:`PATH_T` or :data:`QUERY_T`) with the collector's URL as its base."""
+    return shape.replace("{base}", collector.url)  # type: ignore[attr-defined]
+
+
 class ChildResult:
     """What a child interpreter did: exit code, output and wall time in seconds."""
 
@@ -98,6 +128,19 @@ def run_child(code: str, env: dict[str, str], *, args: tuple[str, ...] = (), tim
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+    return ChildResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def run_host(code: str, env: dict[str, str], *, timeout: float = HOST_HANG,
+             expected: str = "a few seconds") -> ChildResult:
+    """``run_child``, with a hang reported as a test failure that says what was expected."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
+                              text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the host hung: still running after {timeout:.0f} s (expected {expected}); "
+                    f"stdout={exc.stdout!r} stderr={exc.stderr!r}", pytrace=False)
     return ChildResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
 

@@ -20,7 +20,7 @@ from helpers import NOTHING_QUIET, Collector, child_env, free_port
 BIN = Path(sys.executable).parent
 SCRIPT = str(BIN / "scarf-autoping")
 ROUTE = "/t/{package}/{version}/{platform}"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "events.md"
 #: The placeholder endpoint in the documented recipe, replaced by the test server's.
 DOC_ENDPOINT = "https://mytool.gateway.scarf.sh/run"
 

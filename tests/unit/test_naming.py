@@ -1,6 +1,7 @@
 """One name per package (issue 9): ``{package}`` is the installed distribution's normalised
 name whatever spelling or import name the author passed; a name that is not installed
-still pings (version ``unknown``) and the debug line, ``status`` and ``facts`` say why.
+still pings (version ``unknown``) and the debug line, ``status`` and ``facts`` say why; a
+namespace import name never borrows another distribution's version.
 
 Real throwaway distributions (dist-info on a site directory), child interpreters and a
 loopback collector; the name lookup runs in the children, never in the test process.
@@ -200,3 +201,21 @@ def test_facts_and_preview_show_the_normalised_name_and_note_a_missing_one(site)
     assert preview.stdout == "http://127.0.0.1:9/acme/1\n"
     assert preview.stderr == ("scarf-autoping preview: note: no installed distribution is named 'acme'; "
                               "did you mean 'acme-widgets'?\n")
+
+
+def test_namespace_import_name_does_not_borrow_another_distributions_version(site, collector):
+    for dist, sub, version in (("alpha-dist", "a", "1.0"), ("beta-dist", "b", "9.9")):
+        pkg = site / "nspkg" / sub
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        (info / "RECORD").write_text(f"nspkg/{sub}/__init__.py,,\n")
+    # Each dotted name gets the version of the one distribution that ships it (issue 9: an
+    # import name that belongs to a distribution counts for it); the shared top level and a
+    # module nobody ships still get "unknown", never another distribution's version.
+    child = run_child("from scarf_autoping import facts\n"
+                      "print([facts.package_version(n) for n in ('nspkg.a', 'nspkg.b', 'nspkg', 'nspkg.c')])",
+                      child_env(site))
+    assert child.stdout.strip() == "['1.0', '9.9', 'unknown', 'unknown']", child

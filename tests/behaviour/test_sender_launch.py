@@ -9,6 +9,10 @@
 * It starts from a zip archive too (``python app.pyz``), honours the host's bytecode
   settings, is not taken for started when the shell that orphans it fails, and without a
   shell it forks before it reads anything.
+* Without any interpreter to start (an embedding program), the host sends the ping itself
+  (from its worker, or at exit); a sender that dies without a result fails the ping
+  quietly; a URL longer than one pipe write still settles; a sender started by our thread
+  blocks no signal; the sender runs with the host's modules and metadata.
 
 Each behaviour case runs the host in a child interpreter that imports a throwaway package
 with real metadata and pings a loopback collector.
@@ -22,25 +26,36 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import NOTHING_QUIET, Collector, autoping_package, child_env, run_child
+from helpers import (
+    NO_INTERPRETER,
+    NOTHING_QUIET,
+    Collector,
+    autoping_package,
+    child_env,
+    linux_only,
+    make_package,
+    needs_posix_spawn,
+    run_child,
+    run_host,
+)
 
 from scarf_autoping import spawn
 
-pytestmark = [
-    pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn"),
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics (/proc, fork)"),
-]
-
 #: The library's own source, copied into archives and private import directories.
 SOURCE = Path(spawn.__file__).resolve().parent
+
+
 #: Standard-library modules the sender's dependencies import (``random`` by urllib3 and
 #: ``email``, ``calendar`` by ``http.cookiejar``, ``csv`` by ``importlib.metadata``).
 SHADOWS = ("random", "csv", "calendar")
+
+
 #: Seconds a host may run before it counts as hung (it takes about one).
 HANG = 30
 
@@ -65,6 +80,8 @@ WAIT = "import json, sys\nimport {pkg}\nprint(json.dumps([{pkg}.PING.wait(10), {
 # --- item 1: what the sender imports --------------------------------------------------
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("where", ["cwd", "script-dir"])
 def test_the_sender_never_imports_the_hosts_own_files(tmp_path, site, where):
     """A host run in (or with its script in) a directory holding random.py, csv.py and
@@ -91,6 +108,8 @@ def test_the_sender_never_imports_the_hosts_own_files(tmp_path, site, where):
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("how", ["PYTHONPATH", "site-dir"])
 def test_a_stale_module_never_shadows_the_standard_library_in_the_sender(tmp_path, site, how):
     """A stale random.py/csv.py/calendar.py in a directory of the host's path (on
@@ -123,6 +142,8 @@ def test_a_stale_module_never_shadows_the_standard_library_in_the_sender(tmp_pat
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("where", ["cwd", "script-dir"])
 def test_metadata_is_still_found_through_the_hosts_whole_path(tmp_path, where):
     """A package installed only in the working directory (or beside the script) keeps its
@@ -148,6 +169,8 @@ def test_metadata_is_still_found_through_the_hosts_whole_path(tmp_path, where):
 SENDER_DEPS = ("requests", "urllib3", "idna", "certifi", "charset_normalizer", "distro", "importlib_metadata", "zipp")
 
 
+@linux_only
+@needs_posix_spawn
 def test_a_path_entry_the_host_set_on_purpose_is_kept_even_as_the_working_directory(tmp_path, site):
     """PYTHONPATH=/app run from /app (a Docker WORKDIR, Lambda's /var/task): the entry was
     put there on purpose, and the sender's dependencies may live only there. Only what
@@ -197,6 +220,8 @@ def _cmdline(pid: int) -> list[str]:
         return [arg.decode("utf-8", "surrogateescape") for arg in f.read().split(b"\0")[:-1]]
 
 
+@linux_only
+@needs_posix_spawn
 def test_the_senders_command_line_shows_nothing_of_the_host(tmp_path, site):
     """ps shows every local user the sender's command line. A host in a project directory
     hands over at exit a ping and a background event whose URL has a Basic-auth password:
@@ -227,6 +252,8 @@ def test_the_senders_command_line_shows_nothing_of_the_host(tmp_path, site):
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
 def test_an_events_password_never_comes_back_from_the_sender(site, green):
     """Under gevent/eventlet background events go to a detached sender: the URL it reports
@@ -285,6 +312,8 @@ def _site_packages() -> str:
     return str(Path(requests.__file__).resolve().parent.parent)
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize(("life", "lib"), [("short", ""), ("long", ""), ("short", "lib/")])
 def test_a_zipapp_sends_from_a_detached_sender(tmp_path, life, lib):
     """``python app.pyz`` (zipapp, shiv, pex): the sender starts from the archive (its root
@@ -323,6 +352,8 @@ def test_a_zipapp_sends_from_a_detached_sender(tmp_path, life, lib):
 # --- item 9: the host's bytecode settings ---------------------------------------------
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("setting", ["PYTHONDONTWRITEBYTECODE", "-B", "pycache_prefix"])
 def test_the_sender_honours_the_hosts_bytecode_settings(tmp_path, site, setting):
     """A host that writes no bytecode (-B, PYTHONDONTWRITEBYTECODE=1) or writes it under
@@ -368,6 +399,8 @@ JOB = {"method": "GET", "template": "http://127.0.0.1:9/t/{package}", "package":
        "variables": {}, "ci": False, "timeout": 3.0, "retry_interval": None}
 
 
+@linux_only
+@needs_posix_spawn
 def test_a_shell_that_fails_is_not_taken_for_a_started_sender(tmp_path, monkeypatch):
     """The shell exits 2 without starting anything: the sender is started without it."""
     server = Collector()
@@ -380,6 +413,8 @@ def test_a_shell_that_fails_is_not_taken_for_a_started_sender(tmp_path, monkeypa
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("shell", ["none", "failing"])
 def test_a_sender_that_cannot_fork_is_not_taken_for_started(tmp_path, monkeypatch, shell):
     """Without a (working) shell the sender forks itself; its first process exiting
@@ -394,6 +429,8 @@ HOST_REPORT = ("import atexit, json, sys\n"
                "    [sys.modules['pkg_shfail'].PING.status, 'requests' in sys.modules])))\n")
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("when", ["after-the-deferral", "at-a-fork"])
 def test_when_the_shell_fails_the_sender_is_started_without_it(tmp_path, site, when):
     """The shell that would orphan the sender fails (no fork): the ping is not reported
@@ -416,6 +453,8 @@ def test_when_the_shell_fails_the_sender_is_started_without_it(tmp_path, site, w
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 def test_when_no_sender_can_be_started_the_host_sends_the_ping_itself(tmp_path, site):
     """Neither the shell nor the sender's first process can fork: nothing was started,
     so the ping is sent from the host, once, instead of being reported or lost."""
@@ -438,6 +477,8 @@ def test_when_no_sender_can_be_started_the_host_sends_the_ping_itself(tmp_path, 
 # --- item 11: without a shell, fork first ----------------------------------------------
 
 
+@linux_only
+@needs_posix_spawn
 def test_without_a_shell_the_sender_forks_before_it_reads_its_settings(site):
     """A distroless image has no /bin/sh: the host waits for the sender's first process,
     which must fork before it imports or parses anything. Here its settings are held back:
@@ -478,6 +519,8 @@ def test_without_a_shell_the_sender_forks_before_it_reads_its_settings(site):
     assert json.loads(child.stdout) == [0, None, 1, []], child
 
 
+@linux_only
+@needs_posix_spawn
 def test_without_a_shell_one_ping_arrives_and_no_child_is_left(site):
     server = Collector()
     try:
@@ -496,6 +539,8 @@ def test_without_a_shell_one_ping_arrives_and_no_child_is_left(site):
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 def test_the_sender_is_not_left_waiting_on_a_settings_pipe_held_by_a_fork(tmp_path, site):
     """A host that forks while the settings are written (another thread, a
     multiprocessing fork) holds a copy of the pipe's write end: the sender must not wait
@@ -527,6 +572,8 @@ def test_the_sender_is_not_left_waiting_on_a_settings_pipe_held_by_a_fork(tmp_pa
         server.close()
 
 
+@linux_only
+@needs_posix_spawn
 @pytest.mark.parametrize("closed", ["0", "0,1,2"])
 def test_a_host_with_closed_standard_descriptors_still_gets_its_sender_started(tmp_path, site, closed):
     """Pipes of ours may then get the numbers 0 to 4 that the spawn hands out (stdin,
@@ -542,5 +589,123 @@ def test_a_host_with_closed_standard_descriptors_still_gets_its_sender_started(t
         assert child.returncode == 0, child
         assert json.loads(out.read_text()) == [True, "sent"]
         assert [r.path for r in server.settle(NOTHING_QUIET)] == ["/t/pkg-fds"]
+    finally:
+        server.close()
+
+
+def test_without_an_interpreter_the_host_sends_and_exit_waits(collector, site):
+    autoping_package(site, "pkg_noexe", collector.url + "/t/{package}/{version}")
+    code = NO_INTERPRETER + (
+        "import atexit\n"
+        "atexit.register(lambda: print(pkg_noexe.PING.status, 'threading' in sys.modules))\n"
+        "import pkg_noexe\n"
+    )
+    child = run_child(code, child_env(site))
+    assert (child.returncode, child.stderr) == (0, ""), child
+    # Sent from the host at exit, within exit_timeout; threading imported on the main thread.
+    assert child.stdout.split() == ["sent", "True"], child
+    assert [r.path for r in collector.settle(0.3)] == ["/t/pkg-noexe/1.2.3"]
+
+
+def test_without_an_interpreter_a_long_lived_host_sends_from_its_worker(collector, site):
+    autoping_package(site, "pkg_noexe2", collector.url + "/t/{package}")
+    code = NO_INTERPRETER + "import pkg_noexe2\nprint(pkg_noexe2.PING.wait(10), 'requests' in sys.modules)\n"
+    child = run_child(code, child_env(site))
+    assert (child.returncode, child.stderr, child.stdout) == (0, "", "True True\n"), child
+    assert len(collector.settle(0.3)) == 1
+
+
+def test_a_sender_that_dies_without_a_result_fails_the_ping_quietly(collector, site):
+    # The sender finds modules on the host's sys.path: a broken ``requests`` there kills it.
+    (site / "requests.py").write_text("import os\nos._exit(3)\n", encoding="utf-8")
+    autoping_package(site, "pkg_dies", collector.url + "/t/{package}")
+    child = run_child("import pkg_dies\nprint(pkg_dies.PING.wait(10), pkg_dies.PING.status, pkg_dies.PING.reason)",
+                      child_env(site))
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert child.stdout == "False failed the detached sender ended without a result\n", child
+    assert collector.settle(0.3) == []
+
+
+def test_the_sender_runs_with_the_hosts_modules_and_metadata(collector, site):
+    # A package only the host's sys.path knows (inserted at run time, not PYTHONPATH).
+    hidden = site / "hidden"
+    make_package(hidden, "pkg_hidden", "from scarf_autoping import autoping\n"
+                 f"PING = autoping('pkg-hidden', {collector.url + '/t/{package}/{version}'!r})\n",
+                 version="7.7.7", dist_name="pkg-hidden")
+    child = run_child(f"import sys; sys.path.insert(0, {str(hidden)!r}); import pkg_hidden", child_env(None))
+    assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+    assert [r.path for r in collector.wait_for(1, timeout=10)] == ["/t/pkg-hidden/7.7.7"]
+
+
+@linux_only
+@needs_posix_spawn
+def test_without_a_shell_the_sender_is_still_no_child_of_ours(site):
+    """A distroless image has no /bin/sh: the sender forks itself instead."""
+    server = Collector("delay:1.5")
+    try:
+        autoping_package(site, "pkg_noshell", server.url + "/t/{package}")
+        code = ("import glob, json, os, time\nfrom scarf_autoping import spawn\nspawn.SHELL = '/nonexistent/sh'\n"
+                "import pkg_noshell\n"
+                "pkg_noshell.PING.wait(0)\n"  # ends the deferral: the sender starts now
+                "time.sleep(0.5)\n"  # it is out: the server answers at 1.5 s
+                "children = ''.join(open(f).read() for f in glob.glob('/proc/self/task/*/children'))\n"
+                "sent = pkg_noshell.PING.wait(10)\n"
+                "try:\n"
+                "    left = os.waitpid(-1, os.WNOHANG)[0]\n"
+                "except ChildProcessError:\n"
+                "    left = None\n"
+                "print(json.dumps([children.split(), sent, left]))\n")
+        child = run_child(code, child_env(site), timeout=30)
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [[], True, None], child
+        assert len(server.settle(NOTHING_QUIET)) == 1
+    finally:
+        server.close()
+
+
+@linux_only
+@needs_posix_spawn
+def test_a_url_longer_than_one_pipe_write_still_settles(site):
+    """The sender's report line is cut at 3500 bytes; its newline must survive the cut."""
+    server = Collector()
+    try:
+        autoping_package(site, "pkg_longurl", server.url + "/t/{package}/{extra}",
+                         args="variables={'extra': 'x' * 5000}")
+        code = ("import json\nimport pkg_longurl\n"
+                "print(json.dumps([pkg_longurl.PING.wait(10), pkg_longurl.PING.status]))\n")
+        started = time.monotonic()
+        child = run_child(code, child_env(site), timeout=30)
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [True, "sent"], child
+        assert time.monotonic() - started < 8  # not the sender's deadline running out
+        assert len(server.settle(NOTHING_QUIET)) == 1
+    finally:
+        server.close()
+
+
+@linux_only
+@needs_posix_spawn
+def test_a_sender_started_by_our_thread_blocks_no_signal(site):
+    """Our thread blocks every signal, and the sender it starts must not inherit that mask
+    (posix_spawn resets it): a sender deaf to SIGTERM would outlive a container's stop."""
+    server = Collector("delay:2")
+    try:
+        autoping_package(site, "pkg_sigsender", server.url + "/t/{package}")
+        code = """\
+            import ctypes, glob, json, time
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the orphaned sender is ours to see
+            import pkg_sigsender
+            pkg_sigsender.PING.wait(0)   # our thread starts the sender; the server answers at 2 s
+            time.sleep(0.8)
+            masks = []
+            for name in glob.glob("/proc/self/task/*/children"):
+                for pid in open(name).read().split():
+                    with open(f"/proc/{pid}/status") as f:
+                        masks += [line.split()[1] for line in f if line.startswith("SigBlk:")]
+            print(json.dumps([masks, pkg_sigsender.PING.wait(10)]))
+        """
+        child = run_host(code, child_env(site))
+        assert (child.returncode, child.stderr) == (0, ""), child
+        assert json.loads(child.stdout) == [["0000000000000000"], True], child
     finally:
         server.close()

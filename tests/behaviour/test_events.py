@@ -1,16 +1,29 @@
 """Behaviour of ``ScarfEventLogger``, the drop-in for the Scarf Python SDK: real POSTs to a
-real loopback server, in this process and in short-lived child interpreters."""
+real loopback server, in this process and in short-lived child interpreters (including
+Ctrl-C during a synchronous event, a full stderr, and background events taken by our
+thread just before exit). The transport itself (deadlines, keep-alive, TLS, proxies):
+``unit/test_transport.py``; the SDK side by side: ``test_sdk_conformance.py``."""
 
 from __future__ import annotations
 
 import json
 import platform
 import re
+import subprocess
+import sys
+import textwrap
 import time
 import types
 
 import pytest
-from helpers import NOTHING_QUIET, child_env, free_port, run_child
+from helpers import (
+    NOTHING_QUIET,
+    child_env,
+    free_port,
+    linux_only,
+    needs_posix_spawn,
+    run_child,
+)
 
 import scarf_autoping
 from scarf_autoping import Ping, ScarfEventLogger
@@ -467,3 +480,110 @@ def test_circular_properties_are_a_type_error(collector):
     with pytest.raises(TypeError, match="serialised"):
         ScarfEventLogger(collector.url).log_event(loop)
     assert collector.settle(0.05) == []
+
+
+def test_ctrl_c_interrupts_a_synchronous_event(make_collector):
+    hang = make_collector("hang")
+    child = run_child(
+        f"""
+        import os, signal, threading, time
+        from scarf_autoping import ScarfEventLogger
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            ScarfEventLogger("{hang.url}/e", timeout=5).log_event({{"event": "x"}})
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted", round(time.monotonic() - started) < 3)
+        """,
+        child_env(None),
+        timeout=20,
+    )
+    assert child.stdout.strip() == "interrupted True", child
+
+
+def _run_with_full_stderr(code: str, env: dict[str, str]) -> tuple[int, bytes, float]:
+    """Run ``code`` with its stderr pipe filled up and never read until the process ends."""
+    prefix = "import fcntl, os\nos.write(2, b'x' * (fcntl.fcntl(2, 1032) - 8))\n"
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", prefix + code], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        returncode = proc.wait(timeout=15)
+        seconds = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate()
+    return returncode, stderr, seconds
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETPIPE_SZ is Linux-only")
+def test_verbose_background_event_to_a_full_stderr_never_aborts_exit(collector):
+    code = (
+        "from scarf_autoping import ScarfEventLogger\n"
+        f"ScarfEventLogger({collector.url + '/e'!r}, timeout=0.5, verbose=False, exit_timeout=0.5)"
+        ".log_event({'event': 'x'}, background=True).wait(0)\n"  # ends the deferral: sent by the worker
+        "import scarf_autoping.events as ev\n"
+    )
+    # verbose only for the worker's lines: the calling thread's lines would block the host itself
+    code = code.replace("verbose=False", "verbose=True").replace(
+        "from scarf_autoping import ScarfEventLogger\n",
+        "from scarf_autoping import ScarfEventLogger, events\n"
+        "_say = events._say\n"
+        "events._say = lambda *lines, on_worker=False: on_worker and _say(*lines, on_worker=True)\n",
+    )
+    returncode, stderr, seconds = _run_with_full_stderr(code, child_env(None))
+    assert returncode == 0, stderr[-600:]
+    assert b"Fatal" not in stderr
+    assert seconds < 0.5 + 2.5
+    assert len(collector.wait_for(1, timeout=5)) == 1
+    assert len(collector.settle(0.3)) == 1
+
+
+#: Seconds a child may run before it counts as hung.
+HANG = 30.0
+
+
+# --- 12. jobs the thread has taken but not yet sent at exit ------------------------------
+
+
+@linux_only
+@needs_posix_spawn
+def test_background_events_logged_just_before_exit_all_arrive(make_collector):
+    server = make_collector("delay:0.1")
+    code = textwrap.dedent(f"""\
+        from scarf_autoping import ScarfEventLogger
+        logger = ScarfEventLogger({server.url + "/e"!r})
+        pings = [logger.log_event({{"event": "e", "n": n}}, background=True) for n in range(5)]
+        pings[-1].wait(0)  # ends the deferral: the thread takes all five at once
+        import time; time.sleep(0.05)  # and the program ends
+        """)
+    child = run_child(code, child_env(), timeout=HANG)
+    assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+    server.wait_for(5, timeout=20)
+    numbers = sorted(json.loads(r.body.decode("utf-8"))["n"] for r in server.settle(NOTHING_QUIET))
+    assert numbers == [0, 1, 2, 3, 4], child  # old code: 2 or 3 of them
+
+
+@linux_only
+@needs_posix_spawn
+def test_events_taken_by_the_thread_follow_on_exit_drop(make_collector):
+    """What the thread has taken but not started is treated as queued: ``drop`` drops it."""
+    server = make_collector("delay:0.2")
+    code = textwrap.dedent(f"""\
+        import atexit, json
+        from scarf_autoping import ScarfEventLogger, worker
+        atexit.register(lambda: print(json.dumps(sorted(p.status for p in pings))))  # runs after ours
+        logger = ScarfEventLogger({server.url + "/e"!r}, exit_timeout=10)
+        pings = [logger.log_event({{"event": "e", "n": n}}, background=True) for n in range(4)]
+        for job in worker._queue:
+            job.on_exit = "drop"
+        pings[-1].wait(0)  # ends the deferral: the thread takes all four at once
+        import time; time.sleep(0.05)  # and the program ends
+        """)
+    child = run_child(code, child_env(), timeout=HANG)
+    assert (child.returncode, child.stderr) == (0, ""), child
+    statuses = json.loads(child.stdout)
+    # The one being sent when exit began is waited for; the others are dropped, none left pending.
+    assert set(statuses) <= {"dropped", "sent"} and statuses.count("dropped") >= 3, child

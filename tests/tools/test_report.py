@@ -17,8 +17,8 @@ import pytest
 from helpers import child_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reports import make_db, ping
 
-from scarf_autoping.tools.collector import _COLUMNS, Store
 from scarf_autoping.tools.report import (
     ReportArgumentError,
     adoption,
@@ -29,30 +29,6 @@ from scarf_autoping.tools.report import (
 )
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
-
-
-def make_db(path: Path, pings: list[dict[str, object]]) -> Path:
-    """A collector database holding ``pings`` (dicts of column values; defaults filled in)."""
-    Store(path).close()
-    import sqlite3
-
-    rows = []
-    for ping in pings:
-        record = {"received_at": "2026-11-20T10:00:00.000Z", "method": "GET", "path": "/", "query": "",
-                  "variables": None, "user_agent": "t", "client_ip": None, "body": None, **ping}
-        if isinstance(record["variables"], dict):
-            record["variables"] = json.dumps(record["variables"])
-        rows.append(tuple(record[c] for c in _COLUMNS))
-    with sqlite3.connect(str(path)) as connection:
-        connection.executemany(f"INSERT INTO pings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                               rows)
-    connection.close()
-    return path
-
-
-def ping(package: str, version: str, when: str = "2026-11-20T10:00:00.000Z", **more: str) -> dict[str, object]:
-    return {"received_at": when, "path": f"/t/{package}/{version}", "variables": {"package": package,
-                                                                                 "version": version, **more}}
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -168,6 +144,8 @@ def test_check_fields_accepts_builtins_without_reading_the_database(tmp_path):
 
 _values = st.sampled_from(["1.0", "2.0", "1.10", "linux", "a b", "x&y", "", "ünï", "3.12.1", "3.12", "AMD64",
                           "x86_64", "aarch64"])
+
+
 #: arch is normalised and python_minor derived from python: both engines must do it alike.
 _fields = st.sampled_from(["version", "platform", "python", "arch", "python_minor"])
 
@@ -208,3 +186,32 @@ def test_collect_says_how_to_see_the_pings_as_a_page(tmp_path):
         proc.communicate(timeout=10)
     assert lines[0].startswith("collecting on http://127.0.0.1:")
     assert f"scarf-autoping report --db {db}" in lines[2] and "--html report.html" in lines[2]
+
+
+def _run(*args: str) -> list[list[str]]:
+    done = subprocess.run([SCRIPT, "report", *args], env=child_env(), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0 and done.stderr == "", done
+    return [line.split() for line in done.stdout.splitlines()[2:-2]]
+
+
+def test_the_text_report_merges_architecture_spellings(old_and_new):
+    rows = {row[0]: int(row[1]) for row in _run("--db", str(old_and_new), "--by", "arch")}
+    assert rows == {"x86_64": 4, "arm64": 3, "x86": 1}  # AMD64 + x86_64 + amd64; aarch64 + arm64 + ARM64
+
+
+def test_the_text_report_groups_python_by_minor(old_and_new):
+    rows = {row[0]: int(row[1]) for row in _run("--db", str(old_and_new), "--by", "python_minor")}
+    assert rows == {"3.12": 4, "3.11": 2, "3.13": 2}  # 3.12.1, 3.12.7 (twice) and 3.12.3 in one row
+    exact = {row[0]: int(row[1]) for row in _run("--db", str(old_and_new), "--by", "python")}
+    assert exact["3.12.7"] == 2 and exact["3.12.1"] == 1  # --by python still means the whole version
+
+
+def test_the_pure_grouping_agrees(old_and_new):
+    from scarf_autoping.tools.report import load_rows
+
+    rows = load_rows(old_and_new)
+    assert {k[0]: n for k, n, _ in adoption(rows, ["arch"]).groups} == {"x86_64": 4, "arm64": 3, "x86": 1}
+    assert {k[0]: n for k, n, _ in adoption(rows, ["python_minor"]).groups} == {"3.12": 4, "3.11": 2, "3.13": 2}
+    assert sorted(adoption(rows, ["arch", "python_minor"]).groups) == sorted(report(old_and_new,
+                                                                                   ["arch", "python_minor"]).groups)

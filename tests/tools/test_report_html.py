@@ -27,14 +27,16 @@ from pathlib import Path
 
 import pytest
 from helpers import child_env
-from test_report import make_db, ping
+from reports import make_db, ping
 
 from scarf_autoping.tools.report_html import CONTENT_SECURITY_POLICY, render
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
 
+
 #: Where the injected markup tries to reach; replaced by the recording server's port.
 PORT_MARK = "PORTMARK"
+
 
 INJECTIONS = (
     "<script>fetch('http://127.0.0.1:PORTMARK/script-ran');document.title='pwned'</script>",
@@ -350,3 +352,31 @@ def test_pings_without_a_readable_time_are_counted_but_not_charted(tmp_path):
     assert "1 ping(s) have no readable time" in page
     page, _ = render(make_db(tmp_path / "u.sqlite", [ping("a", "1", "t")]))
     assert "No ping has a readable time" in page and "Share by version" in page
+
+
+def _section(page: str, chart: str) -> str:
+    return page.split(f'<section id="{chart}-section">', 1)[1].split("</section>", 1)[0]
+
+
+def _bars(section: str) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r'<g class="bar" data-label="([^"]*)" data-count="([0-9]+)"', section)}
+
+
+def test_the_page_charts_python_by_minor_merged_arches_and_linux_distributions(old_and_new):
+    page, total = render(old_and_new)
+    assert total == 8
+    assert _bars(_section(page, "share-python")) == {"3.12": 4, "3.11": 2, "3.13": 2}
+    assert _bars(_section(page, "share-arch")) == {"x86_64": 4, "arm64": 3, "x86": 1}
+    distros = _section(page, "share-distro")
+    # Linux: 3 by platform, 1 by os; 3 from Windows/macOS and the query ping (no platform) left out.
+    assert _bars(distros) == {"debian": 2, "ubuntu": 1, "alpine": 1}
+    assert "Share by Linux distribution (Linux pings only)" in distros
+    assert "Linux pings only: 4 of 8 ping(s) came from Linux" in distros
+    assert "3 from other platforms and 1 that carried neither platform nor os" in distros
+
+
+def test_the_distribution_chart_counts_every_ping_when_none_says_its_platform(tmp_path):
+    db = make_db(tmp_path / "d.sqlite", [ping("p", "1", distro="debian"), ping("p", "1", distro="fedora")])
+    distros = _section(render(db)[0], "share-distro")
+    assert _bars(distros) == {"debian": 1, "fedora": 1}
+    assert "every ping is counted" in distros and "(Linux pings only)" not in distros

@@ -45,11 +45,17 @@ from helpers import (
 #: does. A few milliseconds are expected; anything that waited on the network or on the
 #: worker's one-second deferral would take longer than this.
 IMPORT_BOUND = 0.9
+
+
 #: Allowed beyond ``exit_timeout`` between the import returning and our exit hook being done
 #: (milliseconds expected; the requests these cases hang on last 3 s or more).
 EXIT_MARGIN = 1.2
+
+
 #: Seconds beyond that for the interpreter to tear itself down and the process to go.
 TEARDOWN = 1.0
+
+
 #: CPython >= 3.12 warns when a multi-threaded process forks; that is the host's own fork.
 FORK_WARNING = re.compile(
     r"^.*DeprecationWarning: This process \(pid=\d+\) is multi-threaded, "
@@ -57,7 +63,9 @@ FORK_WARNING = re.compile(
     re.MULTILINE,
 )
 
+
 ROUTE = "/f/{package}{?version,distro,distro_version}"
+
 
 #: The child: report hook first, then the timed import, then the case's own code.
 HARNESS = """\
@@ -378,7 +386,6 @@ def test_exit_gives_up_on_a_hanging_collector_after_exit_timeout(tmp_path, site,
     assert len(server.settle(0.1)) == 1
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETPIPE_SZ is Linux-only")
 @pytest.mark.parametrize("on_exit", ["wait", "handoff"])
 def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collector, on_exit):
@@ -417,6 +424,7 @@ def test_debug_line_to_a_stderr_nobody_reads_never_aborts_exit(site, make_collec
     assert seconds < 0.5 + 2.0  # exit_timeout, interpreter start-up and a margin
     server.wait_for(1, timeout=10)
     assert len(server.settle(0.3)) == 1
+
 
 # --- the host forks -------------------------------------------------------------------
 
@@ -598,3 +606,52 @@ def test_isolated_mode(tmp_path, site, collector, opted_out):
     assert outcome.ping("pkg_isolated")[0] == ("disabled" if opted_out else "sent"), outcome
     assert len(collector.settle(0.2)) == (0 if opted_out else 1)
 
+
+@pytest.mark.parametrize(
+    "shape,args",
+    [
+        ("refused", ""),
+        ("hang", "timeout=5.0, exit_timeout=1.0"),
+        ("status:500", ""),
+        ("redirect:http://example.invalid/elsewhere", ""),
+        ("body:52428800", ""),
+    ],
+)
+def test_faults_never_reach_the_host(make_collector, site, shape, args):
+    if shape == "refused":
+        base = f"http://127.0.0.1:{free_port()}"
+        server = None
+    else:
+        server = make_collector(shape)
+        base = server.url
+    autoping_package(site, "pkg_fault", base + "/f{?version}", args=args)
+    child = run_child(
+        """
+        import time
+        t = time.perf_counter()
+        import pkg_fault
+        print(round((time.perf_counter() - t) * 1000))
+        """,
+        child_env(site),
+    )
+    assert child.returncode == 0, child
+    assert child.stderr == ""
+    # A few ms expected; a send on the import path would take the 5 s timeout (hang).
+    assert float(child.stdout) < 2000, f"the import took {child.stdout} ms, expected a few: {child!r}"
+    # Exit hands over at once; waiting for the hanging request would take 5 s.
+    assert child.seconds < 4.5, f"the child took {child.seconds:.2f} s, expected well under 1 s: {child!r}"
+    if server is not None:
+        assert len(server.expect(1)) == 1  # delivered once, the redirect not followed
+
+
+def test_redirect_and_500_statuses(make_collector, site):
+    redirect = make_collector("redirect:http://127.0.0.1:9/elsewhere")
+    broken = make_collector("status:500")
+    autoping_package(site, "pkg_r", redirect.url + "/r")
+    autoping_package(site, "pkg_b", broken.url + "/b")
+    child = run_child(
+        "import pkg_r, pkg_b; pkg_r.PING.wait(5); pkg_b.PING.wait(5); "
+        "print(pkg_r.PING.status, pkg_r.PING.reason); print(pkg_b.PING.status, pkg_b.PING.reason)",
+        child_env(site),
+    )
+    assert child.stdout.splitlines() == ["sent HTTP 302", "failed HTTP 500"]

@@ -1,7 +1,7 @@
 """Tests for scarf_autoping.template (RFC 6570 URI Template expansion).
 
 Most cases come from the uritemplate-test suite (Apache-2.0, vendored in
-``tests/uritemplate-test``); each (file, group, template) is one test.
+``tests/unit/uritemplate-test``); each (file, group, template) is one test.
 """
 
 from __future__ import annotations

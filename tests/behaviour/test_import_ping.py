@@ -1,20 +1,23 @@
 """Behaviour of the one-line import-time ping, seen from outside: real throwaway packages
-with real metadata imported in child interpreters, pinging a real loopback server."""
+with real metadata imported in child interpreters, pinging a real loopback server.
+
+The path and query forms, the ``Ping`` handle, opt-outs and CI, one ping per process
+whatever the reloads, threads, packages, spawned or inherited children, the debug line,
+the author's mistakes raised at the import, and the machine facts a ping carries from a
+script, ``python -c``, an interactive session and a Jupyter kernel.
+"""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import textwrap
 
 import pytest
-from helpers import NOTHING_QUIET, autoping_package, child_env, free_port, make_package, run_child
-
-PATH_T = "{base}/t/{package}/{version}/{os}/{python}/{arch}/{distro}"
-QUERY_T = "{base}/q{?package,version,platform,python,arch,distro,ci}"
-
-
-def _template(collector, shape: str) -> str:
-    return shape.replace("{base}", collector.url)
+from helpers import NOTHING_QUIET, PATH_T, QUERY_T, autoping_package, child_env, make_package, run_child
+from helpers import collector_template as _template
+from machine_facts import NEW, expected
 
 
 def test_path_form_delivers_one_request_with_the_right_values(collector, site):
@@ -240,93 +243,6 @@ def test_subprocess_with_inherited_environment_does_not_ping_again(collector, si
     assert len(collector.expect(1)) == 1
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_fork_while_worker_imports_its_dependencies(collector, site):
-    autoping_package(site, "pkg_fork", _template(collector, QUERY_T))
-    child = run_child(
-        """
-        import os, sys, warnings
-        warnings.simplefilter("ignore", DeprecationWarning)  # CPython >= 3.12 warns on fork with threads
-        import pkg_fork
-        pid = os.fork()  # the worker is importing requests/distro right now
-        if pid == 0:
-            import requests  # must not deadlock on an import lock held by a thread that is gone
-            import distro
-            p = pkg_fork.PING
-            sys.stdout.write("child %s %s\\n" % (p.status, "requests" in sys.modules))
-            sys.stdout.flush()
-            os._exit(0)
-        _, status = os.waitpid(pid, 0)
-        print("parent", os.waitstatus_to_exitcode(status), pkg_fork.PING.wait(5))
-        """,
-        child_env(site),
-        timeout=20,
-    )
-    assert child.returncode == 0, child
-    lines = sorted(child.stdout.splitlines())
-    assert lines[0].startswith("child ") and lines[0].endswith(" True")
-    assert lines[1] == "parent 0 True"
-    assert len(collector.expect(1, quiet=0.5)) == 1
-
-
-@pytest.mark.parametrize(
-    "shape,args",
-    [
-        ("refused", ""),
-        ("hang", "timeout=5.0, exit_timeout=1.0"),
-        ("status:500", ""),
-        ("redirect:http://example.invalid/elsewhere", ""),
-        ("body:52428800", ""),
-    ],
-)
-def test_faults_never_reach_the_host(make_collector, site, shape, args):
-    if shape == "refused":
-        base = f"http://127.0.0.1:{free_port()}"
-        server = None
-    else:
-        server = make_collector(shape)
-        base = server.url
-    autoping_package(site, "pkg_fault", base + "/f{?version}", args=args)
-    child = run_child(
-        """
-        import time
-        t = time.perf_counter()
-        import pkg_fault
-        print(round((time.perf_counter() - t) * 1000))
-        """,
-        child_env(site),
-    )
-    assert child.returncode == 0, child
-    assert child.stderr == ""
-    # A few ms expected; a send on the import path would take the 5 s timeout (hang).
-    assert float(child.stdout) < 2000, f"the import took {child.stdout} ms, expected a few: {child!r}"
-    # Exit hands over at once; waiting for the hanging request would take 5 s.
-    assert child.seconds < 4.5, f"the child took {child.seconds:.2f} s, expected well under 1 s: {child!r}"
-    if server is not None:
-        assert len(server.expect(1)) == 1  # delivered once, the redirect not followed
-
-
-def test_redirect_and_500_statuses(make_collector, site):
-    redirect = make_collector("redirect:http://127.0.0.1:9/elsewhere")
-    broken = make_collector("status:500")
-    autoping_package(site, "pkg_r", redirect.url + "/r")
-    autoping_package(site, "pkg_b", broken.url + "/b")
-    child = run_child(
-        "import pkg_r, pkg_b; pkg_r.PING.wait(5); pkg_b.PING.wait(5); "
-        "print(pkg_r.PING.status, pkg_r.PING.reason); print(pkg_b.PING.status, pkg_b.PING.reason)",
-        child_env(site),
-    )
-    assert child.stdout.splitlines() == ["sent HTTP 302", "failed HTTP 500"]
-
-
-def test_exit_waits_for_a_slow_collector_within_bound(make_collector, site):
-    slow = make_collector("delay:0.05")
-    autoping_package(site, "pkg_slow", slow.url + "/s{?version}")
-    child = run_child("import pkg_slow", child_env(site))
-    assert (child.returncode, child.stderr) == (0, "")
-    assert len(slow.wait_for(1, timeout=1)) == 1
-
-
 def test_no_metadata_means_version_unknown(collector, site):
     autoping_package(site, "pkg_nometa", _template(collector, QUERY_T), version=None)
     child = run_child("import pkg_nometa", child_env(site))
@@ -427,3 +343,115 @@ def test_python_version_is_reported(collector, site):
     autoping_package(site, "pkg_pyv", _template(collector, QUERY_T))
     run_child("import pkg_pyv", child_env(site))
     assert collector.wait_for(1)[0].query["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+# --------------------------------------------------------------------------
+# End to end: a child process's ping at a loopback collector
+# --------------------------------------------------------------------------
+
+ALL_NEW = "{base}/n/{package}/" + "/".join(f"{{{name}}}" for name in NEW)
+
+
+def _values(request) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    segments = [unquote(s) for s in request.path.split("/")[3:]]
+    return dict(zip(NEW, segments))
+
+
+def test_a_scripts_ping_carries_every_new_fact(collector, site, tmp_path):
+    autoping_package(site, "pkg_new", ALL_NEW.replace("{base}", collector.url))
+    script = tmp_path / "main.py"
+    script.write_text("import pkg_new\n", encoding="utf-8")
+    env = child_env(site)
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    requests = collector.expect(1)  # handed to a detached sender as the script exits
+    assert len(requests) == 1
+    assert requests[0].path.split("/")[2] == "pkg-new"
+    assert _values(requests[0]) == expected(env, "script")
+
+
+@pytest.mark.parametrize("on_exit", ["handoff", "wait"])
+def test_an_interactive_sessions_ping_says_interactive(collector, site, on_exit):
+    """``python -i`` reading its commands from a pipe: the REPL, deterministically.
+
+    ``handoff``: the detached sender builds the URL (the interface travels in the job);
+    ``wait``: the host's own worker does.
+    """
+    autoping_package(site, "pkg_repl", ALL_NEW.replace("{base}", collector.url), args=f"on_exit={on_exit!r}")
+    env = child_env(site)
+    session = textwrap.dedent("""\
+        import pkg_repl
+        print("status", pkg_repl.PING.wait(10) if pkg_repl.PING.status != "disabled" else "disabled")
+        """)
+    done = subprocess.run([sys.executable, "-i", "-q"], input=session, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done
+    assert "status True" in done.stdout, done
+    requests = collector.expect(1)
+    assert len(requests) == 1
+    assert _values(requests[0]) == expected(env, "interactive")
+
+
+def test_python_dash_c_is_a_script(collector, site):
+    autoping_package(site, "pkg_dashc", ALL_NEW.replace("{base}", collector.url))
+    env = child_env(site)
+    done = subprocess.run([sys.executable, "-c", "import pkg_dashc; pkg_dashc.PING.wait(10)"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done
+    assert _values(collector.expect(1)[0])["interface"] == "script"
+
+
+def test_a_jupyter_kernels_ping_says_jupyter(collector, site):
+    """A real kernel (``ipykernel``, started by ``jupyter_client`` as Jupyter starts it) imports the package.
+
+    ipykernel is not among the test dependencies (it brings IPython, pyzmq, tornado and
+    debugpy): this test runs where it is installed, and is skipped elsewhere.
+    """
+    pytest.importorskip("ipykernel")
+    manager_module = pytest.importorskip("jupyter_client.manager")
+    autoping_package(site, "pkg_nb", ALL_NEW.replace("{base}", collector.url))
+    env = child_env(site, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    manager = manager_module.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        outputs: list[str] = []
+        reply = client.execute_interactive(
+            "import pkg_nb\nprint('delivered', pkg_nb.PING.wait(10))", timeout=60,
+            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok", reply
+        assert "delivered True" in "".join(outputs), outputs
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    requests = collector.expect(1)
+    assert len(requests) == 1
+    assert _values(requests[0]) == expected(env, "jupyter")
+
+
+def test_dependency_version_warnings_do_not_reach_the_host(site, collector):
+    """requests warns at import when charset_normalizer's version is unsupported; under
+    -W error that even broke the worker's import. The host must see nothing."""
+    fake = site / "charset_normalizer"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '99.0.0'\ndef detect(data):\n    return {}\n")
+    autoping_package(site, "pkg_warn", collector.url + "/w{?version}")
+    child = run_child("import pkg_warn; assert pkg_warn.PING.wait(5), pkg_warn.PING", child_env(site),
+                      args=("-W", "error"))
+    assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+    assert len(collector.settle(0.2)) == 1
+
+
+def test_metadata_without_a_version_field_is_unknown_and_silent(site, collector):
+    make_package(site, "pkg_nover", f"from scarf_autoping import autoping; autoping('pkg-nover', "
+                                    f"{collector.url + '/v{?version}'!r})\n", version="1.0")
+    info = next(site.glob("pkg_nover-*.dist-info"))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg-nover\n")
+    child = run_child("import pkg_nover", child_env(site), args=("-X", "dev", "-W", "error"))
+    assert (child.returncode, child.stdout, child.stderr) == (0, "", ""), child
+    assert collector.wait_for(1)[0].query["version"] == "unknown"

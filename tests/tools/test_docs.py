@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from helpers import child_env, free_port, make_package
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^( *)```(\w*)\s*$")

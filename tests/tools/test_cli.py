@@ -20,14 +20,21 @@ import pytest
 from helpers import child_env, free_port, make_package, run_child
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from machine_facts import NEW, expected
 
 from scarf_autoping.facts import BUILTIN_NAMES
 from scarf_autoping.machine import normalize_arch
 
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
-#: This machine's {arch}: platform.machine() normalised (test_author_facts checks the table).
+
+
+#: This machine's {arch}: platform.machine() normalised (unit/test_machine.py checks the table).
 ARCH = normalize_arch(platform.machine(), 64 if sys.maxsize > 2**32 else 32)
+
+
 COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+
+
 ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
 
 
@@ -618,3 +625,25 @@ def test_collect_on_a_port_in_use_is_a_failure_exit_1(collector, tmp_path):
     result = cli("collect", "--port", str(collector.port), "--db", str(tmp_path / "p.sqlite"))
     assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{collector.port}")
     assert result.stderr.startswith("scarf-autoping collect: error: ")
+
+
+def test_facts_command_prints_the_new_variables():
+    import json
+
+    done = subprocess.run([SCRIPT, "facts", "--json"], env=child_env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done
+    values = json.loads(done.stdout)
+    assert {name: values[name] for name in NEW} == expected(child_env(), "script")
+
+
+def test_preview_fills_in_the_new_variables(site):
+    from urllib.parse import unquote
+
+    template = "https://x.example/n/{package}/" + "/".join(f"{{{name}}}" for name in NEW)
+    env = child_env(site)
+    done = subprocess.run([SCRIPT, "preview", template, "--package", "pkg-prev", "--version", "1.0"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done
+    segments = [unquote(s) for s in done.stdout.strip().split("/")[5:]]
+    assert dict(zip(NEW, segments)) == expected(env, "script")
