@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from helpers import (
-    ChildResult,
-    Collector,
-    Request,
-    autoping_package,
-    child_env,
-    run_child,
-)
+from helpers import ChildResult, autoping_package, child_env, run_child
+from loopback import Collector, Request
 
 #: Seconds a child may run before it counts as hung.
 HANG = 30.0

@@ -16,14 +16,8 @@ import time
 import types
 
 import pytest
-from helpers import (
-    NOTHING_QUIET,
-    child_env,
-    free_port,
-    linux_only,
-    needs_posix_spawn,
-    run_child,
-)
+from helpers import NOTHING_QUIET, child_env, linux_only, needs_posix_spawn, run_child
+from loopback import free_port
 
 import scarf_autoping
 from scarf_autoping import Ping, ScarfEventLogger

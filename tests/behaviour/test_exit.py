@@ -31,17 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from helpers import (
-    NOTHING_QUIET,
-    Collector,
-    RawServer,
-    autoping_package,
-    child_env,
-    linux_only,
-    make_package,
-    needs_posix_spawn,
-    run_child,
-)
+from helpers import NOTHING_QUIET, autoping_package, child_env, linux_only, make_package, needs_posix_spawn, run_child
 from hosts import (
     EXIT_DELAY_MARGIN,
     EXIT_MARGIN,
@@ -59,6 +49,7 @@ from hosts import (
     run_host,
     shared_batch,
 )
+from loopback import Collector, RawServer
 
 # --- a host that is PID 1 -------------------------------------------------------------
 
@@ -356,25 +347,10 @@ def test_ctrl_c_while_exit_waits_ends_the_process_by_sigint(tmp_path, site, make
 # --- 4. a host whose stdout and stderr are pipes gets EOF when it exits ----------------------
 
 
-class RecordingServer(RawServer):
-    """Records each request head and never answers (until closed)."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda conn, stop: stop.wait(HANG))
-
-    def wait_for(self, count: int, timeout: float) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.requests) < count:
-            time.sleep(0.01)
-        with self._lock:
-            return list(self.requests)
-
-
 @pytest.fixture
-def recording_server():
-    server = RecordingServer()
-    yield server
-    server.close()
+def recording_server(make_collector):
+    """Records each request head (bytes) and never answers (until closed)."""
+    return make_collector(lambda conn, stop: stop.wait(HANG), kind=RawServer)
 
 
 @needs_posix_spawn

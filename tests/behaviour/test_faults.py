@@ -19,6 +19,7 @@ bound is then measured from the moment the ping settled.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -27,16 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
-    Collector,
-    RawServer,
-    autoping_package,
-    child_env,
-    endless_chunked_body,
-    free_port,
-    run_child,
-    tls_context,
-)
+from helpers import autoping_package, child_env, run_child
+from loopback import Collector, RawServer, endless_chunked_body, free_port, tls_context
 
 # These bounds only catch a hang: CI is a loaded 2-CPU machine running three tests at once.
 # What they are for is in their names; the figures themselves are in benchmarks/.
@@ -158,17 +151,9 @@ def assert_unnoticed(outcome: Outcome, exit_timeout: float, *, host_forked: bool
 
 
 @pytest.fixture
-def raw_servers():
-    servers: list[RawServer] = []
-
-    def make(respond: object = None, ssl_context: object = None) -> RawServer:
-        server = RawServer(respond, ssl_context)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
+def raw_servers(make_collector):
+    """``raw_servers(respond, ssl_context)``: the factory's servers seen as bare TCP (:class:`RawServer`)."""
+    return functools.partial(make_collector, kind=RawServer)
 
 
 # --- the network fails --------------------------------------------------------------

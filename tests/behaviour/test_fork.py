@@ -22,16 +22,15 @@ from helpers import (
     NO_INTERPRETER,
     NOTHING_QUIET,
     QUERY_T,
-    Collector,
     autoping_package,
     child_env,
-    free_port,
     linux_only,
     needs_posix_spawn,
     run_child,
     run_host,
 )
 from helpers import collector_template as _template
+from loopback import Collector, free_port
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

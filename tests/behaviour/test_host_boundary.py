@@ -23,15 +23,8 @@ import sys
 import textwrap
 
 import pytest
-from helpers import (
-    NOTHING_QUIET,
-    Collector,
-    autoping_package,
-    child_env,
-    make_package,
-    run_child,
-    run_host,
-)
+from helpers import NOTHING_QUIET, autoping_package, child_env, make_package, run_child, run_host
+from loopback import Collector
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn"),

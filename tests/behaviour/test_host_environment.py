@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from helpers import (
-    Collector,
-)
 from hosts import (
     IMPORTED,
     LIFETIMES,
@@ -26,6 +23,7 @@ from hosts import (
     run_case,
     shared_batch,
 )
+from loopback import Collector
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn")
 

@@ -21,16 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
-    NOTHING_QUIET,
-    Collector,
-    autoping_package,
-    child_env,
-    free_port,
-    linux_only,
-    run_child,
-    run_host,
-)
+from helpers import NOTHING_QUIET, autoping_package, child_env, linux_only, run_child, run_host
+from loopback import Collector, free_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn")
 
@@ -190,7 +182,7 @@ TESTS = Path(__file__).resolve().parent.parent
 NS_COLLECTOR = """\
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from helpers import Collector
+from loopback import Collector
 server = Collector(port=8080)
 open(sys.argv[3], "w").close()
 end = time.monotonic() + 120  # gone on its own if the test's shell could not stop it

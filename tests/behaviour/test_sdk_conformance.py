@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from events_helpers import RecordingServer
+from loopback import Collector as RecordingServer
 
 import scarf_autoping
 from scarf_autoping import ScarfEventLogger as Ours
@@ -32,10 +32,8 @@ def clean_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def server():
-    recording = RecordingServer("ok")
-    yield recording
-    recording.close()
+def server(make_collector):
+    return make_collector("ok")
 
 
 def _both(server: RecordingServer, path: str, call) -> tuple[object, object, list, list]:

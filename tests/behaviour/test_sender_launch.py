@@ -35,7 +35,6 @@ import pytest
 from helpers import (
     NO_INTERPRETER,
     NOTHING_QUIET,
-    Collector,
     autoping_package,
     child_env,
     linux_only,
@@ -44,6 +43,7 @@ from helpers import (
     run_child,
     run_host,
 )
+from loopback import Collector
 
 from scarf_autoping import spawn
 

@@ -17,7 +17,8 @@ import time
 import urllib.request
 
 import pytest
-from helpers import NOTHING_QUIET, Collector, autoping_package, child_env, free_port
+from helpers import NOTHING_QUIET, autoping_package, child_env
+from loopback import Collector, free_port
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gunicorn forks its workers (POSIX)"),

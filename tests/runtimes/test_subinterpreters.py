@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ChildResult, Collector, autoping_package, child_env, run_child
+from helpers import ChildResult, autoping_package, child_env, run_child
+from loopback import Collector
 
 
 def _subinterpreter_api() -> str | None:

@@ -29,7 +29,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import NOTHING_QUIET, Collector, autoping_package, child_env, free_port
+from helpers import NOTHING_QUIET, autoping_package, child_env
+from loopback import Collector, free_port
 
 try:
     if sys.platform == "win32":

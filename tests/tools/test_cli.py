@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import child_env, free_port, make_package, run_child
+from helpers import child_env, make_package, run_child
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loopback import free_port
 from machine_facts import NEW, expected
 
 from scarf_autoping.facts import BUILTIN_NAMES

@@ -337,7 +337,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) ->
 def test_a_stdout_nobody_reads_does_not_stop_storing_or_stopping(tmp_path):
     """stdout is a pipe that is never read: every ping is still answered and stored, and
     SIGTERM still stops the collector promptly (the printer drops lines instead of blocking)."""
-    from helpers import free_port
+    from loopback import free_port
 
     db = tmp_path / "pipe.sqlite"
     port = free_port()

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import child_env, free_port, make_package
+from helpers import child_env, make_package
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

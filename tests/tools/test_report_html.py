@@ -13,20 +13,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import html.parser
-import http.server
 import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
-import threading
 import warnings
 import zlib
 from pathlib import Path
 
 import pytest
 from helpers import child_env
+from loopback import Collector
 from reports import make_db, ping
 
 from scarf_autoping.tools.report_html import CONTENT_SECURITY_POLICY, render
@@ -184,39 +183,6 @@ def _chromium() -> str:
     pytest.skip(reason)
 
 
-class _Recorder(http.server.ThreadingHTTPServer):
-    """Serves one page at /report.html and records the path of every request it gets."""
-
-    daemon_threads = True
-
-    def __init__(self, page: bytes) -> None:
-        self.page = page
-        self.requests: list[str] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server: _Recorder = self.server  # type: ignore[assignment]
-                server.requests.append(self.path)
-                body = server.page if self.path == "/report.html" else b"gotcha"
-                self.send_response(200 if self.path == "/report.html" else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/report.html"
-
-
 def _browse(chromium: str, profile: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
     args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -283,24 +249,26 @@ def browsed(tmp_path_factory):
     for day, count in (("2026-11-01", 2), ("2026-11-02", 3), ("2026-11-03", 1)):
         pings += [ping("my-pkg", "1.0" if i else "2.0", f"{day}T01:00:00.000Z", python="3.12.1", platform="linux",
                        arch="aarch64", distro="debian") for i in range(count)]
-    server = _Recorder(b"")
-    port = str(server.server_address[1])
+    # Serves the page at /report.html (404 elsewhere) and records every request it gets.
+    server = Collector("status:404")
+    port = str(server.port)
     evil = [value.replace(PORT_MARK, port) for value in INJECTIONS]
     pings += [ping("evil", value, "2026-11-03T02:00:00.000Z", python=value, platform=value, distro=value)
               for value in evil]
     db = make_db(root / "b.sqlite", pings)
     page, _ = render(db)
-    server.page = page.encode("utf-8")
+    server.pages["/report.html"] = page.encode("utf-8")
+    url = server.url + "/report.html"
     try:
-        dom = _browse(chromium, root / "profile-dom", server.url, "--dump-dom").stdout
+        dom = _browse(chromium, root / "profile-dom", url, "--dump-dom").stdout
         light, dark = root / "light.png", root / "dark.png"
-        _browse(chromium, root / "profile-light", server.url, f"--screenshot={light}", "--window-size=800,1000")
-        _browse(chromium, root / "profile-dark", server.url, f"--screenshot={dark}", "--window-size=800,1000",
+        _browse(chromium, root / "profile-light", url, f"--screenshot={light}", "--window-size=800,1000")
+        _browse(chromium, root / "profile-dark", url, f"--screenshot={dark}", "--window-size=800,1000",
                 "--force-dark-mode", "--blink-settings=preferredColorScheme=0")
     finally:
-        server.shutdown()
-        server.server_close()
-    return {"dom": dom, "light": light.read_bytes(), "dark": dark.read_bytes(), "requests": server.requests,
+        server.close()
+    return {"dom": dom, "light": light.read_bytes(), "dark": dark.read_bytes(),
+            "requests": [request.path for request in server.requests],
             "evil": evil, "port": port}
 
 

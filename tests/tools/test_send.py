@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from events_helpers import RecordingServer
-from helpers import NOTHING_QUIET, Collector, child_env, free_port
+from helpers import NOTHING_QUIET, child_env
+from loopback import Collector, free_port
 
 BIN = Path(sys.executable).parent
 SCRIPT = str(BIN / "scarf-autoping")
@@ -39,17 +39,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def server_factory():
-    servers: list[RecordingServer] = []
-
-    def make(mode: str = "ok") -> RecordingServer:
-        server = RecordingServer(mode)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
+def server_factory(make_collector):
+    """``server_factory(mode)``: the suite's loopback server factory."""
+    return make_collector
 
 
 # --- the command -------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import threading
 import time
 
 import pytest
-from events_helpers import RecordingServer
-from helpers import child_env, run_child, tls_context
+from helpers import child_env, run_child
+from loopback import tls_context
 
 from scarf_autoping import ScarfEventLogger, transport
 
@@ -34,17 +34,9 @@ def clean_env(monkeypatch):
 
 
 @pytest.fixture
-def server_factory():
-    servers: list[RecordingServer] = []
-
-    def make(mode: str = "ok", ssl_context: object = None) -> RecordingServer:
-        server = RecordingServer(mode, ssl_context)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
+def server_factory(make_collector):
+    """``server_factory(mode, ssl_context)``: the suite's loopback server factory."""
+    return make_collector
 
 
 def _timed(call):
