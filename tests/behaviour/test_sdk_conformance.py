@@ -139,7 +139,7 @@ def test_a_trickled_answer_holds_the_sdk_but_not_the_drop_in():
         started = time.monotonic()
         assert Ours(slow.url).log_event({}, timeout=0.5) is False  # the deadline
         ours = time.monotonic() - started
-        assert theirs > 1.5 and ours < 1.2, (theirs, ours)
+        assert theirs > 1.5 and ours < 1.2, f"SDK {theirs:.2f} s (expected ~1.9), ours {ours:.2f} s (expected ~0.5)"
     finally:
         slow.close()
 

@@ -354,7 +354,8 @@ def test_a_stdout_nobody_reads_does_not_stop_storing_or_stopping(tmp_path):
             proc.send_signal(signal.SIGTERM)
             started = time.monotonic()
             proc.wait(timeout=8)
-            assert time.monotonic() - started < 5
+            took = time.monotonic() - started
+            assert took < 5, f"stopping took {took:.2f} s, expected well under 1 s"
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -500,7 +501,7 @@ def test_a_slow_client_is_cut_off_at_the_request_deadline(tmp_path):
                 except OSError:
                     closed = True
             elapsed = time.monotonic() - started
-        assert closed and elapsed < 3, elapsed
+        assert closed and elapsed < 3, f"cut off after {elapsed:.2f} s, expected the 1 s request deadline"
     finally:
         collector.stop()
     assert collector.store.stored == 0
