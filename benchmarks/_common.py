@@ -9,8 +9,9 @@ What is here, and why:
 * :func:`write_package` writes a throwaway package with real ``dist-info`` metadata.
 * :func:`wall_time` times one command to its exit with a blocking wait (``subprocess``'s
   own wait with a timeout polls, and rounds every figure up to the end of a sleep).
-* :class:`Collector` is a loopback HTTP server in its own thread: it answers after a
-  configurable delay, or accepts and never answers (``hang``), and records every path.
+* :class:`Collector` is the tests' loopback HTTP server (``tests/loopback.py``, put on
+  ``sys.path`` here): ``Collector("delay:0.05")`` answers after 50 ms, ``Collector("hang")``
+  accepts and never answers; it records every request and when it arrived.
 * :class:`Reaper` makes this process the *child subreaper* of everything it starts
   (Linux ``prctl``): a detached process that a host started and left behind (the
   library's detached sender, handed a ping at exit) is re-parented here instead of to
@@ -22,14 +23,14 @@ What is here, and why:
   are interleaved in a random order; results are paired per round so that differences
   against the baseline cancel out the machine's slow drifts.
 
-Only the standard library and the installed project are needed: benchmarks do not
-import from ``tests/``.
+Only the standard library and the installed project are needed; from ``tests/`` the
+benchmarks import ``loopback.py`` alone (standard library only), so that tests and
+benchmarks share one loopback server.
 """
 
 from __future__ import annotations
 
 import ctypes
-import http.server
 import importlib.util
 import os
 import random
@@ -42,6 +43,10 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from loopback import Collector  # tests/loopback.py, put on the path just above
 
 from scarf_autoping.policy import normalize
 
@@ -210,83 +215,15 @@ def calibrate_loop(target_ms: float) -> int:
     return max(10_000, int(target_ms / 1000 / per_iter)) if per_iter > 0 else probe
 
 
-class Collector:
-    """A loopback HTTP server in its own thread that records every request's path.
-
-    ``delay`` seconds before a 204 answer, or ``hang=True``: accept, read the request and
-    never answer (until :meth:`close`).
-    """
-
-    def __init__(self, delay: float = 0.0, *, hang: bool = False) -> None:
-        self.delay = delay
-        self.hang = hang
-        self.paths: list[str] = []
-        #: ``(time.perf_counter(), path)`` of every request, as it arrived (before any delay).
-        self.arrivals: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        collector = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                now = time.perf_counter()
-                with collector._lock:
-                    collector.paths.append(self.path)
-                    collector.arrivals.append((now, self.path))
-                if collector.hang:
-                    collector._stop.wait(120)
-                    return
-                if collector.delay:
-                    collector._stop.wait(collector.delay)
-                try:
-                    self.send_response(204)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass
-
-            do_GET = do_POST = _handle
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 64
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    def seen(self, quiet: float = 0.5) -> list[str]:
-        """Wait ``quiet`` seconds for stragglers, then return every path received so far."""
-        time.sleep(quiet)
-        with self._lock:
-            return list(self.paths)
-
-    def first_arrivals(self) -> dict[str, float]:
-        """Package name (a path's second segment: ``/p/<name>/...``) -> when its first request arrived."""
-        out: dict[str, float] = {}
-        with self._lock:
-            arrivals = list(self.arrivals)
-        for when, path in arrivals:
-            name = path_name(path)
-            if name is not None and name not in out:
-                out[name] = when
-        return out
-
-    def close(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
+def first_arrivals(collector: Collector) -> dict[str, float]:
+    """Package name (a path's second segment: ``/p/<name>/...``) -> when its first request
+    arrived at the collector (``time.perf_counter()``)."""
+    out: dict[str, float] = {}
+    for request in list(collector.requests):
+        name = path_name(request.target)
+        if name is not None and name not in out:
+            out[name] = request.perf
+    return out
 
 
 def path_name(path: str) -> str | None:
@@ -407,7 +344,7 @@ def wait_for_arrivals(collector: Collector, names: Iterable[str], reaper: Reaper
     quiet = quiet if reaper.enabled else max(quiet, 3.0)
     last, count = time.perf_counter(), -1
     while time.perf_counter() < deadline:
-        arrived = collector.first_arrivals()
+        arrived = first_arrivals(collector)
         if wanted <= arrived.keys():
             return
         if len(arrived) != count:
@@ -552,7 +489,7 @@ class Bench:
         collector (negative: it arrived while the child lived), None if none arrived.
 
         Call it once the collector has settled (see :func:`wait_for_arrivals`)."""
-        first = kind.collector.first_arrivals()
+        first = first_arrivals(kind.collector)
         out: list[float | None] = []
         for rnd, run in sorted(self.results[kind.key][variant.key].items()):
             when = first.get(normalize(package_name(variant, kind, str(rnd))))

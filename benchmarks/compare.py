@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with_scarf = scarf_sdk_installed()
     reaper = Reaper()
-    live = Collector(args.delay)
-    dead = Collector(hang=True)
+    live = Collector(f"delay:{args.delay}")
+    dead = Collector("hang")
     loop = calibrate_loop(loop_ms)
     kinds = [
         Kind("i", SHORT_CODE, live, runs),
@@ -419,15 +419,16 @@ def sender_run(job: dict) -> tuple[float, float, float]:
 def sender_rows(delay: float, runs: int, dead_runs: int) -> list[list[str]]:
     """The detached sender's lifetime, peak memory and CPU, against a live and a dead collector."""
     rows = []
-    for label, collector, count in ((f"own run, endpoint answering in {delay * 1000:.0f} ms", Collector(delay), runs),
-                                    (f"own run, dead endpoint (timeout {TIMEOUT:g} s)", Collector(hang=True),
+    for label, collector, count in ((f"own run, endpoint answering in {delay * 1000:.0f} ms",
+                                     Collector(f"delay:{delay}"), runs),
+                                    (f"own run, dead endpoint (timeout {TIMEOUT:g} s)", Collector("hang"),
                                      dead_runs)):
         try:
             # The job as autoping() builds it, for an installed distribution (its version is looked up).
             job = {"method": "GET", "template": collector.url + TEMPLATE, "package": "scarf-autoping", "version": None,
                    "variables": {}, "ci": False, "timeout": TIMEOUT, "retry_interval": None}
             figures = [sender_run(job) for _ in range(count)]
-            arrived = len(collector.seen(0.2))
+            arrived = len(collector.settle(0.2))
         finally:
             collector.close()
         alive = [f[0] for f in figures]

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = 5 if args.quick else args.runs
     loop_ms = 100.0 if args.quick else args.loop_ms
 
-    collector = Collector(args.delay)
+    collector = Collector(f"delay:{args.delay}")
     loop = calibrate_loop(loop_ms)
     kinds = [Kind("i", IMPORT_CODE, collector, runs), Kind("c", CPU_CODE, collector, runs)]
     bench = Bench(variants(), kinds, loop, seed=args.seed)

@@ -112,7 +112,7 @@ def main() -> None:
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
 
-    up, hanging = Collector(), Collector(hang=True)
+    up, hanging = Collector(), Collector("hang")
     urls = {"up": up.url + "/run", "down": refused_url(), "hanging": hanging.url + "/run"}
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
