@@ -369,6 +369,7 @@ def _sender(client: Client, url: str, body: bytes, seconds: float | tuple[float,
     """The worker's network step: one POST of the already-encoded body, on the logger's pool."""
 
     def send(headers: object) -> tuple[str, str | None]:
+        # headers: what _prepare returned; worker.Job types it object (until the engine rewrite, issue 17).
         result = client.send("POST", url, timeout=seconds, headers=headers, body=body)  # type: ignore[arg-type]
         if verbose:
             _say_result(result, on_worker=True)
