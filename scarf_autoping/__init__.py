@@ -66,12 +66,12 @@ class Ping:
 
     def __init__(self, package: str, exit_timeout: float = 1.0) -> None:
         self.package = package
-        self.url: str | None = None
+        self.url: "str | None" = None
         self.status = "pending"
-        self.reason: str | None = None
+        self.reason: "str | None" = None
         self.attempts = 0
         self.exit_timeout = exit_timeout
-        self._done: Lock | None = None
+        self._done: "Lock | None" = None
         self._renew()
 
     def _renew(self) -> None:
@@ -357,7 +357,7 @@ def check_arguments(
     if variables is not None:
         if not hasattr(variables, "items"):
             raise ValueError(f"autoping: variables must be a mapping of str to str, got {type(variables).__name__}")
-        for name, value in variables.items():
+        for name, value in variables.items():  # type: ignore[attr-defined]  # hasattr checked it (no Mapping import here)
             if not isinstance(name, str):
                 raise ValueError(f"autoping: variable names must be strings, got {name!r}")  # noqa: TRY004
             if name in BUILTIN_NAMES:

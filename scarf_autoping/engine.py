@@ -115,7 +115,7 @@ class StateLock:
         self._lock = _allocate_lock()
         self._ident = _thread.get_ident  # its own reference: finalization clears module globals
         self._depth: dict[int, int] = {}  # thread: how many times it is in (one, but for a handler)
-        self.on_release: Callable[[int], None] | None = None
+        self.on_release: "Callable[[int], None] | None" = None
 
     def held_here(self) -> bool:
         """Whether the current thread holds the lock or is waiting for it (a handler's view)."""
@@ -196,7 +196,7 @@ class Job:
         self.started = 0.0
         self.taken_here = False
         interval = spec.get("retry_interval")
-        self.retry_interval: float | None = float(interval) if isinstance(interval, (int, float)) else None
+        self.retry_interval: "float | None" = float(interval) if isinstance(interval, (int, float)) else None
 
     def seconds(self) -> float:
         """The ``timeout`` of one attempt, as a detached sender is given it."""
@@ -248,7 +248,7 @@ class Engine:
         self.senders: list[Sender] = []
         #: Work a signal handler asked for while its thread held (or waited for) the lock:
         #: a job to submit, or None for :func:`hurry`. Done by that thread as it lets go.
-        self.inbox: list[Job | None] = []
+        self.inbox: "list[Job | None]" = []
         #: Jobs for a host that reaps its own children and has not imported ``threading``
         #: (before CPython 3.13): no process of ours may start, and our thread may not send
         #: them (sending imports ``threading``, which must happen on a thread of the host's).
@@ -259,9 +259,9 @@ class Engine:
         self.stop = False  # asks the thread to leave at its next look
         self.hurried = False  # the deferral is over (Ping.wait(), exit)
         self.deferral_ends = 0.0  # when the current thread's deferral ends
-        self.thread_done: _thread.LockType | None = None  # released by the current thread as it leaves
-        self.thread_tid: int | None = None  # the current thread's OS id
-        self.thread_ident: int | None = None  # the current thread's Python id
+        self.thread_done: "_thread.LockType | None" = None  # released by the current thread as it leaves
+        self.thread_tid: "int | None" = None  # the current thread's OS id
+        self.thread_ident: "int | None" = None  # the current thread's Python id
         self.exiting = False
 
         self.registered = registered  # our atexit handler is registered (inherited by a child)
@@ -270,7 +270,7 @@ class Engine:
         #: lock (``logging.getLogger`` in urllib3). Hooks run newest first before a fork, so
         #: if ``logging`` arrives after us, ours are registered again after it (see warm_up).
         self.logging_hook_is_older = logging_hook_is_older
-        self.fork_owner: int | None = None  # the thread running our before-fork hook
+        self.fork_owner: "int | None" = None  # the thread running our before-fork hook
         self.fork_depth = 0  # our hooks can be registered twice; only the outermost acts
         self.fork_hold = ForkHold()
         #: A child forked while a send from the host was importing (the wait ran out): it

@@ -15,7 +15,7 @@ __all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interf
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 UNKNOWN = "unknown"
 
@@ -92,10 +92,12 @@ def scarf_platform(system: str) -> str:
     return clean("".join(ch for ch in key if ch.isalnum()))
 
 
-def _os_version(platform_mod: object, system: str) -> str:
+def _os_version(system: str) -> str:
+    import platform  # already loaded by collect(): a dictionary look-up
+
     if system == "Darwin":
-        return platform_mod.mac_ver()[0]  # type: ignore[attr-defined]
-    return platform_mod.release()  # type: ignore[attr-defined]
+        return platform.mac_ver()[0]
+    return platform.release()
 
 
 def _distro_facts() -> tuple[str, str]:
@@ -111,9 +113,9 @@ def _distro_facts() -> tuple[str, str]:
     return clean(info.id()), clean(info.version(best=False))
 
 
-def _safe(fn: object, *args: object) -> str:
+def _safe(fn: "Callable[..., object]", *args: object) -> str:
     try:
-        return clean(fn(*args))  # type: ignore[operator]
+        return clean(fn(*args))
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         return UNKNOWN
 
@@ -154,7 +156,7 @@ def collect() -> dict[str, str]:
     values = {
         "os": system,
         "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
-        "os_version": _safe(_os_version, platform, system),
+        "os_version": _safe(_os_version, system),
         "python": _safe(platform.python_version),
         "python_implementation": _safe(platform.python_implementation),
         "distro": distro_id,

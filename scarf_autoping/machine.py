@@ -17,7 +17,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 UNKNOWN = "unknown"
 
@@ -155,9 +155,9 @@ def interpreter_arch(system: str, raw_machine: str, windows_build: "str | None" 
     return normalize_arch("ppc64" if system == "AIX" else raw_machine, pointer_bits())
 
 
-def _safe(fn: object, *args: object) -> str:
+def _safe(fn: "Callable[..., object]", *args: object) -> str:
     try:
-        return str(fn(*args)) or UNKNOWN  # type: ignore[operator]
+        return str(fn(*args)) or UNKNOWN
     except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
         return UNKNOWN
 

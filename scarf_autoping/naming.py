@@ -19,6 +19,29 @@ import sys
 
 from . import policy
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Iterable, Mapping
+    from typing import Protocol
+
+    if sys.version_info >= (3, 10):
+        from importlib.metadata import Distribution
+        from importlib.metadata import PackageNotFoundError as _NotFound
+    else:
+        from importlib_metadata import Distribution
+        from importlib_metadata import PackageNotFoundError as _NotFound
+
+    class _Metadata(Protocol):
+        """What is used here of ``importlib.metadata`` (3.10+) or its backport ``importlib_metadata`` (3.9)."""
+
+        PackageNotFoundError: type[_NotFound]
+
+        def distribution(self, distribution_name: str, /) -> Distribution: ...
+
+        def distributions(self, *, name: str = ..., path: list[str] = ...) -> Iterable[Distribution]: ...
+
+        def packages_distributions(self) -> Mapping[str, list[str]]: ...
+
 __all__ = ["Resolved", "distribution_opt_out", "installed_names", "note", "resolve", "suggestions"]
 
 #: How many close names a note suggests at most.
@@ -63,7 +86,7 @@ class Resolved:
         return f"Resolved({self.given!r} -> {self.name!r} {self.version!r}, problem={self.problem!r})"
 
 
-def _metadata_module() -> object:
+def _metadata_module() -> _Metadata:
     if sys.version_info >= (3, 10):
         import importlib.metadata as md
     else:  # pragma: no cover - exercised on 3.9 only
@@ -71,58 +94,70 @@ def _metadata_module() -> object:
     return md
 
 
-def _distribution(md: object, name: str) -> object:
+def _distribution(md: _Metadata, name: str) -> Distribution:
     """``md.distribution(name)``, looked up in :data:`search_path`."""
     if search_path is None:
-        return md.distribution(name)  # type: ignore[attr-defined]
+        return md.distribution(name)
     if not name:
         raise ValueError("a distribution name is required")
-    for dist in md.distributions(name=name, path=search_path):  # type: ignore[attr-defined]
+    for dist in md.distributions(name=name, path=search_path):
         return dist
-    raise md.PackageNotFoundError(name)  # type: ignore[attr-defined]
+    raise md.PackageNotFoundError(name)
 
 
-def _distributions(md: object) -> object:
+def _distributions(md: _Metadata) -> Iterable[Distribution]:
     """``md.distributions()``, looked up in :data:`search_path`."""
     if search_path is None:
-        return md.distributions()  # type: ignore[attr-defined]
-    return md.distributions(path=search_path)  # type: ignore[attr-defined]
+        return md.distributions()
+    return md.distributions(path=search_path)
 
 
-def _shipping(md: object, top: str) -> list[str]:
+def _shipping(md: _Metadata, top: str) -> list[str]:
     """The names of the distributions that ship the top-level module ``top``.
 
     ``md.packages_distributions()``, which has no path of its own to look in: with a
     :data:`search_path`, the same reading (``top_level.txt``, else the installed files).
     """
     if search_path is None:
-        return list(md.packages_distributions().get(top, ()))  # type: ignore[attr-defined]
+        return list(md.packages_distributions().get(top, ()))
     names = []
-    for dist in _distributions(md):  # type: ignore[attr-defined]
+    for dist in _distributions(md):
         tops = (dist.read_text("top_level.txt") or "").split()
         if not tops:
             tops = [path.parts[0] if len(path.parts) > 1 else path.name.split(".")[0]
                     for path in dist.files or () if path.suffix in (".py", ".pyc", ".so", ".pyd")]
-        if top in tops:
-            names.append(dist.metadata["Name"])
+        name = _field(dist, "Name")
+        if top in tops and name:
+            names.append(name)
     return names
 
 
-def _version_of(dist: object) -> str:
+def _field(dist: Distribution, key: str) -> str | None:
+    """One field of ``dist``'s metadata, None when missing.
+
+    ``metadata.get``, not ``dist.version`` or ``metadata[key]``: a missing field warns on
+    3.12+ under ``-X dev`` or raises. No metadata at all (a ``.dist-info`` without
+    ``METADATA``, left by an interrupted install) is None with ``importlib_metadata`` 8
+    (Python 3.9), an empty message with the standard library's.
+    """
+    metadata = dist.metadata
+    return None if metadata is None else metadata.get(key)
+
+
+def _version_of(dist: Distribution) -> str:
     from .facts import clean
 
-    # metadata.get, not dist.version: a METADATA without Version warns on 3.12+ under -X dev.
-    return clean(dist.metadata.get("Version"))  # type: ignore[attr-defined]
+    return clean(_field(dist, "Version"))
 
 
-def _name_of(dist: object, fallback: str) -> str:
-    return policy.normalize(dist.metadata.get("Name") or fallback)  # type: ignore[attr-defined]
+def _name_of(dist: Distribution, fallback: str) -> str:
+    return policy.normalize(_field(dist, "Name") or fallback)
 
 
-def _ships(dist: object, parts: list[str]) -> bool:
+def _ships(dist: Distribution, parts: list[str]) -> bool:
     """True when ``dist`` installs the module or package ``parts`` (``["acme", "tools", "w"]``)."""
     try:
-        files = dist.files or ()  # type: ignore[attr-defined]
+        files = dist.files or ()
     except Exception:  # noqa: BLE001 - unreadable RECORD: it does not tell
         return False
     depth = len(parts)
@@ -138,9 +173,10 @@ def _ships(dist: object, parts: list[str]) -> bool:
 def _lookup(package: str) -> Resolved:
     md = _metadata_module()
     normal = policy.normalize(package)
+    dist: Distribution | None
     try:
         dist = _distribution(md, package)
-    except md.PackageNotFoundError:  # type: ignore[attr-defined]
+    except md.PackageNotFoundError:
         dist = None
     except ValueError:  # an empty or odd name
         dist = None
@@ -153,7 +189,7 @@ def _lookup(package: str) -> Resolved:
     for dist_name in shipping:
         try:
             candidates.append(_distribution(md, dist_name))
-        except md.PackageNotFoundError:  # type: ignore[attr-defined]
+        except md.PackageNotFoundError:
             continue
     if len(candidates) > 1 and len(parts) > 1:
         # A namespace package (``acme.tools.widgets``): the one distribution that ships the full path.
@@ -186,7 +222,7 @@ def installed_names() -> list[str]:
     """The normalised names of every installed distribution (each once, sorted)."""
     try:
         md = _metadata_module()
-        return sorted({policy.normalize(d.metadata.get("Name") or "") for d in _distributions(md)} - {""})  # type: ignore[attr-defined]
+        return sorted({policy.normalize(_field(d, "Name") or "") for d in _distributions(md)} - {""})
     except Exception:  # noqa: BLE001
         return []
 
@@ -218,7 +254,7 @@ def note(resolved: Resolved, version_given: bool = False) -> str | None:
     return text
 
 
-def distribution_opt_out(env: object, package: str) -> str | None:
+def distribution_opt_out(env: Mapping[str, str], package: str) -> str | None:
     """The distribution's own ``<NAME>_NO_ANALYTICS`` variable, when set and not the one already checked.
 
     At import time only the variable of the name the author passed is checked (resolving a
@@ -229,12 +265,12 @@ def distribution_opt_out(env: object, package: str) -> str | None:
     """
     resolved = resolve(package)
     variable = policy.package_variable(resolved.name)
-    if variable != policy.package_variable(package) and policy.is_set(env.get(variable)):  # type: ignore[attr-defined]
+    if variable != policy.package_variable(package) and policy.is_set(env.get(variable)):
         return variable
     return None
 
 
-def background(package: str, version_given: bool, env: object) -> tuple[str | None, str | None]:
+def background(package: str, version_given: bool, env: Mapping[str, str]) -> tuple[str | None, str | None]:
     """What resolving the name adds to a ping, where it is resolved (sender or background worker).
 
     Returns ``(off, remark)``: ``off`` is the reason not to send (the distribution's own

@@ -116,7 +116,7 @@ def deliver(
     result = send(request.method, request.url, timeout=timeout, headers=request.headers, body=request.body)
     if observe is not None:
         observe(result)
-    reason: str | None
+    reason: "str | None"
     if request.event:
         good, reason, url = result.ok, result.describe(), None
     else:

@@ -86,7 +86,7 @@ def decode(buffer: bytes) -> "tuple[list[Report], bytes]":
             continue
         status = fields[1] if fields[1] in STATUSES else "failed"
         try:
-            retry: float | None = float(fields[4]) if fields[4] else None
+            retry: "float | None" = float(fields[4]) if fields[4] else None
         except ValueError:
             retry = None
         reports.append(Report(int(fields[0]), status, fields[2] or None, fields[3] or None, retry))

@@ -62,7 +62,8 @@ try:
     # os.waitpid: the posix module itself is never patched, so we call it.
     import posix as _posix
 except ImportError:  # pragma: no cover - Windows: no posix_spawn, no sender
-    _posix = os
+    # Typed as posix: os stands in, and interpreter() finds no posix_spawn on it (no sender).
+    _posix = os  # type: ignore[misc]
 
 #: The descriptor the sender writes its results to, when a result pipe is passed.
 RESULT_FD = 3
@@ -262,8 +263,9 @@ def own_entries(entries: "list[str]") -> "list[int]":
     script = _identity(os.path.dirname(os.path.abspath(main))) if isinstance(main, str) else None
     # -I and -P (3.11+) put nothing first: the first entry is then the standard library's.
     first = not (sys.flags.isolated or getattr(sys.flags, "safe_path", False))
-    implicit, explicit = set(), set()
-    known: dict[str, tuple[int, int] | None] = {}
+    implicit: "set[tuple[int, int] | None]" = set()
+    explicit: "set[tuple[int, int] | None]" = set()
+    known: "dict[str, tuple[int, int] | None]" = {}
     for index, entry in enumerate(sys.path):
         if not isinstance(entry, str):
             continue
@@ -310,7 +312,7 @@ def orphans() -> bool:
 
 
 def spawn(
-    jobs: "list[dict]",
+    jobs: "list[dict[str, object]]",
     *,
     delay: float = 0.0,
     result_fd: "int | None" = None,
@@ -375,7 +377,7 @@ def _start(argv: "list[str]", settings: str, result_fd: "int | None", *, orphan:
         settings_fd = _settings_pipe(message)
         if settings_fd is None:
             return None
-        actions = []
+        actions: "list[tuple[int | str, ...]]" = []
         if result_fd is not None:
             actions.append((os.POSIX_SPAWN_DUP2, result_fd, RESULT_FD))
         actions.append((os.POSIX_SPAWN_DUP2, settings_fd, target))
@@ -429,6 +431,7 @@ def _settings_pipe(message: bytes) -> "int | None":
     ``dup2`` actions of :func:`spawn` can overwrite it or be a no-op that keeps
     close-on-exec. Both ends are close-on-exec; the write end is closed here.
     """
+    read_end: "int | None"
     read_end, write_end = _posix.pipe()
     low: list[int] = []
     try:

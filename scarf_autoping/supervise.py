@@ -90,7 +90,7 @@ def start(jobs: "Sequence[Job]", specs: "list[dict[str, object]]", *, delay: flo
         return None
     deadline = FOREVER if loop else now + delay + longest + SLACK + SENDER_GRACE
     # What started an orphan is reaped already; its end is the pipe's EOF.
-    jobs_out: list[Job | None] = list(jobs)
+    jobs_out: "list[Job | None]" = list(jobs)
     return Sender(pid, read_end, jobs_out, deadline, identity, reaped=spawn.orphans())
 
 

@@ -33,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing-only imports
     from collections.abc import Iterable, Mapping
 
+    from typing_extensions import TypeGuard
+
 __all__ = ["TemplateError", "expand", "reserved_names", "variable_names"]
 
 
@@ -337,7 +339,7 @@ def _parse_uncached(template: str) -> "tuple[str | Expression, ...]":
     """Parse *template* (see :func:`parse`)."""
     if not isinstance(template, str):
         raise TypeError(f"template must be a str, not {type(template).__name__}")
-    parts: list[str | Expression] = []
+    parts: "list[str | Expression]" = []
     pos = 0
     while True:
         open_at = template.find("{", pos)
@@ -370,7 +372,7 @@ def _scalar(value: object, name: str) -> "str | None":
     )
 
 
-def _is_mapping(value: object) -> bool:
+def _is_mapping(value: object) -> "TypeGuard[Mapping[object, object]]":
     """Duck-typed mapping check (``collections.abc`` stays off the import path)."""
     return not isinstance(value, (str, list, tuple)) and hasattr(value, "items") and hasattr(value, "keys")
 

@@ -31,7 +31,23 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping
+    import socket
+    import threading
+    from collections.abc import Iterable, Mapping
+    from typing import Any, TypedDict, Union
+
+    import requests
+    import requests.adapters
+    from _typeshed import ReadableBuffer, SupportsRead, WriteableBuffer
+
+    class _Machinery(TypedDict):
+        """What :func:`_machinery` builds once per process."""
+
+        local: threading.local  # its ``budget``: the :class:`_Budget` of the request on this thread
+        Adapter: type[requests.adapters.HTTPAdapter]
+
+    #: What ``http.client.HTTPConnection.send`` takes.
+    _Sendable = Union[ReadableBuffer, SupportsRead[bytes], Iterable[ReadableBuffer], str]
 
 #: Bytes of a response body read so that its connection can be reused; a longer body
 #: closes the connection instead (a ping or an event never needs the body).
@@ -80,7 +96,7 @@ def user_agent(detail: str | None = None) -> str:
     return f"{base} ({detail})" if detail else base
 
 
-def _no_auth(request: object) -> object:
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """An explicit no-op auth: stops ``requests`` from reading ``~/.netrc`` and sending its credentials."""
     return request
 
@@ -148,14 +164,14 @@ class _Budget:
         return left if self.read is None else min(left, self.read)
 
 
-_machinery_cache: dict[str, object] = {}
+_machinery_cache: dict[str, _Machinery] = {}
 
 
-def _machinery() -> dict[str, object]:
+def _machinery() -> _Machinery:
     """The classes that keep the deadline, built once (they subclass urllib3 and requests)."""
     built = _machinery_cache.get("built")
     if built is not None:
-        return built  # type: ignore[return-value]
+        return built
     import http.client
     import io
     import threading
@@ -169,12 +185,13 @@ def _machinery() -> dict[str, object]:
     local = threading.local()
 
     def budget() -> _Budget | None:
-        return getattr(local, "budget", None)
+        plan: _Budget | None = getattr(local, "budget", None)
+        return plan
 
     class _DeadlineFile(io.RawIOBase):
         """The response's raw stream: every ``recv`` waits at most the time left."""
 
-        def __init__(self, raw: io.RawIOBase, sock: object, plan: _Budget) -> None:
+        def __init__(self, raw: io.RawIOBase, sock: socket.socket, plan: _Budget) -> None:
             super().__init__()
             self._raw = raw
             self._sock = sock
@@ -183,8 +200,8 @@ def _machinery() -> dict[str, object]:
         def readable(self) -> bool:
             return True
 
-        def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
-            self._sock.settimeout(self._plan.for_recv())  # type: ignore[attr-defined]
+        def readinto(self, buffer: WriteableBuffer) -> int | None:
+            self._sock.settimeout(self._plan.for_recv())
             return self._raw.readinto(buffer)
 
         def close(self) -> None:
@@ -197,12 +214,12 @@ def _machinery() -> dict[str, object]:
     class _SocketView:
         """What ``http.client.HTTPResponse`` asks of a socket: ``makefile`` (deadline-bound)."""
 
-        def __init__(self, sock: object, plan: _Budget) -> None:
+        def __init__(self, sock: socket.socket, plan: _Budget) -> None:
             self._sock = sock
             self._plan = plan
 
-        def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> object:
-            raw = self._sock.makefile("rb", buffering=0)  # type: ignore[attr-defined]
+        def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+            raw = self._sock.makefile("rb", buffering=0)
             return io.BufferedReader(_DeadlineFile(raw, self._sock, self._plan))
 
     class _DeadlineResponse(http.client.HTTPResponse):
@@ -212,42 +229,45 @@ def _machinery() -> dict[str, object]:
         from ``response_class`` too).
         """
 
-        def __init__(self, sock: object, *args: object, **kwargs: object) -> None:
+        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
             plan = budget()
-            super().__init__(_SocketView(sock, plan) if plan is not None else sock, *args, **kwargs)  # type: ignore[arg-type]
+            # _SocketView is no socket, but has all http.client asks of one: makefile().
+            view: Any = _SocketView(sock, plan) if plan is not None else sock
+            super().__init__(view, *args, **kwargs)
 
-    class _DeadlineMixin:
-        """Arms the socket with the time left before each step of the exchange."""
+    class HTTPConnection(u3connection.HTTPConnection):
+        """Arms the socket with the time left before each step of the exchange.
+
+        Also the first base of :class:`HTTPSConnection`, before urllib3's (so its methods
+        come first, and their ``super()`` is urllib3's HTTPS connection).
+        """
 
         response_class = _DeadlineResponse
 
-        def _new_conn(self) -> object:
+        def _new_conn(self) -> socket.socket:
             plan = budget()
             if plan is not None:
                 left = max(0.001, plan.connect - time.monotonic())
-                current = self.timeout  # type: ignore[attr-defined]
+                current = self.timeout
                 self.timeout = left if not isinstance(current, (int, float)) else min(current, left)
-            sock = super()._new_conn()  # type: ignore[misc]
+            sock = super()._new_conn()
             if plan is not None:
                 sock.settimeout(plan.left(plan.connect))  # the TLS handshake's bound as a whole
             return sock
 
         def _tunnel(self) -> None:
-            super()._tunnel()  # type: ignore[misc]
+            super()._tunnel()
             plan = budget()
-            if plan is not None and self.sock is not None:  # type: ignore[attr-defined]
-                self.sock.settimeout(plan.left(plan.connect))  # type: ignore[attr-defined]
+            if plan is not None and self.sock is not None:
+                self.sock.settimeout(plan.left(plan.connect))
 
-        def send(self, data: object) -> None:
+        def send(self, data: _Sendable) -> None:
             plan = budget()
-            if plan is not None and self.sock is not None:  # type: ignore[attr-defined]
-                self.sock.settimeout(plan.left(plan.deadline))  # type: ignore[attr-defined]
-            super().send(data)  # type: ignore[misc]
+            if plan is not None and self.sock is not None:
+                self.sock.settimeout(plan.left(plan.deadline))
+            super().send(data)
 
-    class HTTPConnection(_DeadlineMixin, u3connection.HTTPConnection):
-        pass
-
-    class HTTPSConnection(_DeadlineMixin, u3connection.HTTPSConnection):
+    class HTTPSConnection(HTTPConnection, u3connection.HTTPSConnection):
         pass
 
     class HTTPConnectionPool(connectionpool.HTTPConnectionPool):
@@ -261,26 +281,25 @@ def _machinery() -> dict[str, object]:
     class Adapter(requests.adapters.HTTPAdapter):
         """``requests``' adapter with our connection classes, direct and through HTTP(S) proxies."""
 
-        def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-            super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in types-requests
             self.poolmanager.pool_classes_by_scheme = pools
 
-        def proxy_manager_for(self, proxy: str, **kwargs: object) -> object:
-            manager = super().proxy_manager_for(proxy, **kwargs)
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> urllib3.PoolManager:
+            manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **kwargs)  # type: ignore[no-untyped-call]  # idem
             if isinstance(manager, urllib3.PoolManager) and not proxy.lower().startswith("socks"):
-                manager.pool_classes_by_scheme = pools  # type: ignore[attr-defined]
+                manager.pool_classes_by_scheme = pools
             return manager
 
     # Two threads building at once: one set wins (setdefault is atomic), and everyone uses
     # it, so a session's classes and the thread-local that carries the deadline always match.
-    winner = _machinery_cache.setdefault("built", {"local": local, "Adapter": Adapter})
-    return winner  # type: ignore[return-value]
+    return _machinery_cache.setdefault("built", {"local": local, "Adapter": Adapter})
 
 
 # --- the client -----------------------------------------------------------------------
 
 
-def _new_session() -> object:
+def _new_session() -> requests.Session:
     """A ``requests.Session`` with our adapter, environment proxies and CA bundles, no cookies kept."""
     import http.cookiejar
 
@@ -288,7 +307,7 @@ def _new_session() -> object:
 
     session = requests.Session()
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # no cookie is ever kept
-    adapter = _machinery()["Adapter"]()  # type: ignore[operator]
+    adapter = _machinery()["Adapter"]()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -297,7 +316,7 @@ def _new_session() -> object:
 #: Sessions a forked child inherited: never used, never closed (their locks may be held
 #: by a thread that exists only in the parent), kept so their sockets are not collected
 #: (and reported as unclosed) in the child.
-_inherited: list[object] = []
+_inherited: list[requests.Session] = []
 
 
 class Client:
@@ -310,9 +329,9 @@ class Client:
     __slots__ = ("__weakref__", "_state")
 
     def __init__(self) -> None:
-        self._state: tuple[int, object] | None = None
+        self._state: tuple[int, requests.Session] | None = None
 
-    def _session(self) -> object:
+    def _session(self) -> requests.Session:
         pid = os.getpid()
         state = self._state
         if state is not None and state[0] == pid:
@@ -342,30 +361,30 @@ class Client:
         the connection is closed.
         """
         started = time.perf_counter()
-        response = None
-        local = None
-        session = None
+        response: requests.Response | None = None
+        local: threading.local | None = None
+        session: requests.Session | None = None
         try:
             machinery = _machinery()
             local = machinery["local"]
             from requests.utils import get_auth_from_url
-            from urllib3 import Timeout
 
             session = self._session()
             user, password = get_auth_from_url(url)
             auth = (user, password) if user or password else _no_auth
             plan = _Budget(timeout)
-            local.budget = plan  # type: ignore[attr-defined]
+            local.budget = plan
+            # requests makes urllib3's Timeout(connect=, read=) of a pair, or of one number for both.
             if isinstance(timeout, (tuple, list)):
-                u3timeout = Timeout(connect=float(timeout[0]), read=float(timeout[1]))
+                seconds: float | tuple[float, float] = (float(timeout[0]), float(timeout[1]))
             else:
-                u3timeout = Timeout(connect=float(timeout), read=float(timeout))
-            response = session.request(  # type: ignore[attr-defined]
+                seconds = float(timeout)
+            response = session.request(
                 method,
                 url,
                 headers=dict(headers or {}),
                 data=body,
-                timeout=u3timeout,
+                timeout=seconds,
                 allow_redirects=False,
                 stream=True,
                 auth=auth,
@@ -381,7 +400,7 @@ class Client:
             return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
         finally:
             if local is not None:
-                local.budget = None  # type: ignore[attr-defined]
+                local.budget = None
             if response is not None:
                 try:
                     response.close()  # back to the pool when drained, else the connection is closed
@@ -390,9 +409,9 @@ class Client:
             if session is not None and (not keep_alive or self._state is None or self._state[1] is not session):
                 self._close_session(session)
 
-    def _close_session(self, session: object) -> None:
+    def _close_session(self, session: requests.Session) -> None:
         try:
-            session.close()  # type: ignore[attr-defined]
+            session.close()
         except Exception:  # noqa: BLE001
             pass
 
@@ -407,14 +426,14 @@ class Client:
             _inherited.append(state[1])
 
 
-def _drain(response: object) -> None:
+def _drain(response: requests.Response) -> None:
     """Read a short body to its end so the connection can be reused; give up on a long one."""
     try:
-        length = response.headers.get("Content-Length")  # type: ignore[attr-defined]
+        length = response.headers.get("Content-Length")
         if length is not None and (not length.strip().isdigit() or int(length) > DRAIN_LIMIT):
             return  # closed by response.close(): not worth reading
         seen = 0
-        for chunk in response.iter_content(16384):  # type: ignore[attr-defined]
+        for chunk in response.iter_content(16384):
             seen += len(chunk)
             if seen > DRAIN_LIMIT:
                 return

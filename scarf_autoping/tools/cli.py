@@ -31,6 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
     from collections.abc import Sequence
     from pathlib import Path
+    from typing import Any, NoReturn
+
+    #: What :class:`_SendArgs` stands in for (it is a plain object at run time: no argparse).
+    _Namespace = argparse.Namespace
+else:
+    _Namespace = object
 
 PROG = "scarf-autoping"
 
@@ -149,6 +155,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     its user's choice. Exit 1 when delivery failed, 2 for a bad argument.
     """
     body = _send_body(args)
+    url = ""  # with --detach, made below only if no detached sender could be started
     if args.detach:
         _checked(args.package, args.template, args.version, args.var, args.timeout)  # mistakes: exit 2, now
     else:
@@ -191,7 +198,8 @@ def _send_body(args: argparse.Namespace) -> str | None:
         json.loads(args.body)
     except ValueError as exc:
         raise CliError(f"--body must be JSON: {exc}", 2) from None
-    return args.body
+    body: str = args.body
+    return body
 
 
 def _send_detached(args: argparse.Namespace, headers: dict[str, str], body: str | None) -> bool:
@@ -602,18 +610,18 @@ def _parser_class() -> type[argparse.ArgumentParser]:
         """
 
         def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                     width: int | None = None, **kwargs: object) -> None:
+                     width: int | None = None, **kwargs: Any) -> None:
             super().__init__(prog, indent_increment, max_help_position,
-                             _terminal_columns() - 2 if width is None else width, **kwargs)  # type: ignore[arg-type]
+                             _terminal_columns() - 2 if width is None else width, **kwargs)
 
     class _Parser(argparse.ArgumentParser):
         """argparse with a one-line error (usage stays available through ``--help``)."""
 
-        def __init__(self, *args: object, **kwargs: object) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("formatter_class", _Formatter)
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            super().__init__(*args, **kwargs)
 
-        def error(self, message: str) -> None:  # type: ignore[override]
+        def error(self, message: str) -> NoReturn:
             sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
             raise SystemExit(2)
 
@@ -628,7 +636,8 @@ def _terminal_columns() -> int:
         columns = 0
     if columns <= 0:
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            stdout = sys.__stdout__  # None without a standard output
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout is not None else 0
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns or 80
@@ -683,8 +692,9 @@ def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse
     parser_class = _parser_class()
     parser = parser_class(prog=PROG, description="Adoption pings for Python packages: inspect, test, set up, collect.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                     parser_class=parser_class if arguments else _Unbuilt)
+    # _Unbuilt is no parser, but all argparse does with it is make one.
+    subparser_class: type[argparse.ArgumentParser] = parser_class if arguments else _Unbuilt  # type: ignore[assignment]
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=subparser_class)
     commands.required = True
 
     def command(name: str, func: object, summary: str, description: str) -> argparse.ArgumentParser | None:
@@ -796,7 +806,7 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     return build_parser()  # anything else (an error, an abbreviation): the whole parser, as ever
 
 
-class _SendArgs:
+class _SendArgs(_Namespace):
     """The arguments of ``send`` as argparse would give them, for :func:`quick_send`."""
 
     command = "send"
@@ -889,11 +899,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (0 ok, 1 failed, 2 bad arguments)."""
     for stream in (sys.stdout, sys.stderr):  # a path or value the terminal cannot show is escaped, not fatal
         try:
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]  # a replaced stream may lack it
         except (AttributeError, ValueError):
             pass
     words = sys.argv[1:] if argv is None else list(argv)
-    args = quick_send(words)
+    args: argparse.Namespace | None = quick_send(words)
     if args is None:
         args = _parser_for(words).parse_args(words)
     try:

@@ -41,7 +41,9 @@ from .report import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    import io
     from collections.abc import Callable
+    from typing import Any
 
 #: Bump when the table changes; written to ``PRAGMA user_version`` at every start.
 SCHEMA_VERSION = 1
@@ -308,12 +310,12 @@ class _LineTracker:
     """Wraps the request stream to remember the last line read, so that headers cut off by
     the client closing the connection (``http.server`` takes EOF as their end) are noticed."""
 
-    def __init__(self, raw: object) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self._raw = raw
         self.last_line = b""
 
     def readline(self, limit: int = -1) -> bytes:
-        self.last_line = self._raw.readline(limit)  # type: ignore[attr-defined]
+        self.last_line = self._raw.readline(limit)
         return self.last_line
 
     def __getattr__(self, name: str) -> object:
@@ -327,9 +329,12 @@ def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandl
         server_version = "scarf-autoping-collector"
         sys_version = ""
 
+        tracker: _LineTracker
+
         def setup(self) -> None:
             super().setup()
-            self.rfile = _LineTracker(self.rfile)  # type: ignore[assignment]
+            self.tracker = _LineTracker(self.rfile)
+            self.rfile = self.tracker  # type: ignore[assignment]  # duck-typed: it has what http.server reads
 
         def log_message(self, *args: object) -> None:
             pass  # one line per stored ping is printed by the collector instead
@@ -340,7 +345,7 @@ def _make_handler(collector: Collector) -> type[http.server.BaseHTTPRequestHandl
 
         def _handle(self) -> None:
             self.close_connection = True
-            if self.rfile.last_line not in (b"\r\n", b"\n"):  # type: ignore[attr-defined]
+            if self.tracker.last_line not in (b"\r\n", b"\n"):
                 return  # the headers never ended: the client went away, nothing to acknowledge
             if self.headers.get("Transfer-Encoding"):
                 self._refuse(411, "chunked request bodies are not accepted; send Content-Length")
@@ -397,7 +402,8 @@ class _Server(http.server.ThreadingHTTPServer):
         with self._active_lock:
             return len(self._active)
 
-    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+    # A TCP server's request is always a socket (socketserver's type allows a UDP one's tuple).
+    def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
         with self._active_lock:
             busy = len(self._active) >= self.max_connections
             if not busy:
@@ -411,14 +417,14 @@ class _Server(http.server.ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)  # type: ignore[arg-type]
+            super().process_request(request, client_address)
         except BaseException:
             self._forget(request)
             raise
 
-    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
         try:
-            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+            super().process_request_thread(request, client_address)
         finally:
             self._forget(request)
 

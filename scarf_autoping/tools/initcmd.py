@@ -37,6 +37,7 @@ import io
 import os
 import re
 import string
+import sys
 import tempfile
 import textwrap
 import tokenize
@@ -45,6 +46,10 @@ from urllib.parse import urlsplit
 
 from .. import check_arguments, policy
 from ..template import variable_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 NOTICE_TEMPLATE = "TELEMETRY.md.tmpl"
 NOTICE_NAME = "TELEMETRY.md"
@@ -229,26 +234,25 @@ def project_root(package_dir: Path) -> Path | None:
     return None
 
 
-def _read_toml(path: Path) -> dict | None:
+def _read_toml(path: Path) -> dict[str, object] | None:
     """A TOML file as a dict (``tomllib``; on Python < 3.11 a reader of simple ``key = value`` lines)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
 
-        return tomllib.loads(text)
-    except ImportError:  # pragma: no cover - Python < 3.11
-        pass
-    except ValueError:  # not valid TOML: read what the simple reader can
-        pass
+        try:
+            return tomllib.loads(text)
+        except ValueError:  # not valid TOML: read what the simple reader can
+            pass
     return _simple_toml(text)
 
 
-def _simple_toml(text: str) -> dict:
+def _simple_toml(text: str) -> dict[str, Any]:
     """``[a.b]`` tables and ``key = "string" | integer`` lines; everything else is skipped."""
-    data: dict = {}
+    data: dict[str, Any] = {}
     table = data
     for raw in text.splitlines():
         line = raw.strip()
@@ -265,11 +269,11 @@ def _simple_toml(text: str) -> dict:
     return data
 
 
-def _dig(data: dict | None, *keys: str) -> object:
+def _dig(data: object, *keys: str) -> object:
     for key in keys:
         if not isinstance(data, dict):
             return None
-        data = data.get(key)  # type: ignore[assignment]
+        data = data.get(key)
     return data
 
 
@@ -284,11 +288,12 @@ def _setup_py_name(path: Path) -> str | None:
     except (OSError, SyntaxError, ValueError):
         return None
     constants: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            for target in node.targets:
+    for statement in tree.body:
+        if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)):
+            for target in statement.targets:
                 if isinstance(target, ast.Name):
-                    constants[target.id] = node.value.value
+                    constants[target.id] = statement.value.value
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -344,6 +349,7 @@ def project_style(root: Path | None) -> Style:
     style = Style()
     if root is None:
         return style
+    sources: list[tuple[dict[str, object] | None, tuple[str, ...]]]
     sources = [(_read_toml(root / name), ()) for name in ("ruff.toml", ".ruff.toml") if (root / name).is_file()]
     if (root / "pyproject.toml").is_file():
         pyproject = _read_toml(root / "pyproject.toml")
@@ -412,9 +418,12 @@ def _is_ours(node: ast.stmt) -> tuple[str, str] | None:
 
 
 def _string_args(call: ast.Call) -> tuple[str, str] | None:
-    if len(call.args) == 2 and not call.keywords and all(
-            isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args):
-        return call.args[0].value, call.args[1].value  # type: ignore[attr-defined,return-value]
+    if len(call.args) != 2 or call.keywords:
+        return None
+    first, second = call.args
+    if (isinstance(first, ast.Constant) and isinstance(first.value, str)
+            and isinstance(second, ast.Constant) and isinstance(second.value, str)):
+        return first.value, second.value
     return None
 
 

@@ -31,6 +31,10 @@ from ..policy import normalize
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable, Sequence
+    from typing import Union
+
+    #: A value SQLite stores, and so what a function registered with it takes and returns.
+    _SQLValue = Union[str, bytes, int, float, None]
 
 #: The default grouping of :func:`adoption`.
 DEFAULT_FIELDS = ("version",)
@@ -162,7 +166,7 @@ def adoption(rows: Iterable[dict[str, object]], fields: Sequence[str] = DEFAULT_
     by_path = not any(f in v for v in values for f in fields)
     if by_path:
         fields = ("path",)
-        keys = [(str(row.get("path") or "/"),) for row in rows]
+        keys: list[tuple[str, ...]] = [(str(row.get("path") or "/"),) for row in rows]
     else:
         keys = [tuple(v.get(f, MISSING) for f in fields) for v in values]
     counts: dict[tuple[str, ...], int] = {}
@@ -315,15 +319,15 @@ def _carried_sql(name: str) -> str:
     return f"COALESCE({var}, {param})"
 
 
-def _unquote(value: object) -> object:
+def _unquote(value: _SQLValue) -> _SQLValue:
     return unquote_plus(value) if isinstance(value, str) else value
 
 
-def _sql_arch(value: object) -> object:
+def _sql_arch(value: _SQLValue) -> str | None:
     return None if value is None else normalize_arch(str(value))
 
 
-def _sql_minor(value: object) -> object:
+def _sql_minor(value: _SQLValue) -> str | None:
     return None if value is None else python_minor(str(value))
 
 
@@ -339,7 +343,7 @@ class PingData:
 
     def __init__(self, db: str | Path, fields: Sequence[str], *, package: str | None = None,
                  since: str | None = None, by_day: bool = False) -> None:
-        self._days = None
+        self._days: sqlite3.Connection | None = None  # first: close() reads it
         path = Path(db)
         if not path.is_file():
             raise ReportError(f"no database at {str(path)!r} (run 'scarf-autoping collect' first, or pass --db)")
@@ -348,7 +352,6 @@ class PingData:
         self.since = since
         self.fields = tuple(dict.fromkeys(("package", *fields)))
         self._column = {f: f"c{i}" for i, f in enumerate(self.fields)}
-        self._days: sqlite3.Connection | None = None
         try:
             self._db = self._connect()
             if by_day:
@@ -509,7 +512,7 @@ def check_fields(db: str | Path, fields: Sequence[str]) -> None:
         try:
             connection = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
             try:
-                extra = PingData.data_fields(_Bare(connection))  # type: ignore[arg-type]
+                extra = PingData.data_fields(_Bare(connection))  # type: ignore[arg-type]  # a stand-in self: it reads only _db
             finally:
                 connection.close()
         except sqlite3.Error as exc:

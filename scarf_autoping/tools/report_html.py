@@ -150,16 +150,16 @@ def _top(counts: dict[str, int], field: str, limit: int) -> tuple[list[tuple[str
 class _negated:
     """Reverses the order of a key inside an otherwise ascending sort."""
 
-    def __init__(self, key: object) -> None:
+    def __init__(self, key: tuple[object, ...]) -> None:
         self.key = key
 
     def __lt__(self, other: _negated) -> bool:
-        return self.key > other.key  # type: ignore[operator]
+        return self.key > other.key
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _negated) and self.key == other.key
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as an object with __eq__ should be
 
 
 def _bars(chart_id: str, title: str, rows: list[tuple[str, int, str]], total: int) -> str:

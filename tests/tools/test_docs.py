@@ -161,8 +161,9 @@ def test_the_quick_start_commands_are_the_ones_ci_runs():
     install, tests = readme[:2]
     assert install.endswith("scarf-autoping demo") and 'pip install -e ".[test]"' in install
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    ruff, pytest_command = tests.split(" && ")
+    ruff, mypy, pytest_command = tests.split(" && ")
     assert ruff.replace(".venv/bin/python", '"$VENV/bin/python"') in ci, ruff
+    assert mypy.replace(".venv/bin/python", '"$VENV/bin/python"') in ci, mypy
     assert pytest_command.replace(".venv/bin/python", '"$venv/bin/python"') in ci, pytest_command
     assert bash, "no bash blocks found"
 

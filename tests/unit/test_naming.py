@@ -60,6 +60,20 @@ def test_a_name_that_is_not_installed_is_normalised_and_explained_with_close_nam
     assert out["nothing_like_it"][0] == "nothing-like-it" and out["nothing_like_it"][3] == []
 
 
+def test_a_dist_info_without_metadata_is_a_name_with_an_unknown_version_and_hides_no_other(site):
+    """An interrupted install leaves a ``.dist-info`` without ``METADATA``. Python 3.9's
+    ``importlib_metadata`` 8 gives it no metadata at all (None), the standard library an
+    empty one: on every version it is its directory's name with version ``unknown``, and
+    the other distributions are still listed and suggested."""
+    acme(site)
+    make_package(site, "acme_tools", "", version="1.0", dist_name="acme-tools")
+    (site / "broken-1.0.dist-info").mkdir()
+    out = resolved(site, "broken", "acme", "acme_w")
+    assert out["broken"][:3] == ["broken", "unknown", None]
+    assert out["acme"][3] == ["acme-tools", "acme-widgets"]
+    assert out["acme_w"][:3] == ["acme-widgets", "2.0", None]
+
+
 def test_an_import_name_shipped_by_several_distributions_is_not_guessed(site):
     for dist, sub in (("ns-alpha", "a"), ("ns-beta", "b")):
         pkg = site / "nsx" / sub
