@@ -16,6 +16,7 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 """
 
 import os
+import sys
 from _thread import RLock
 
 from . import policy
@@ -34,6 +35,9 @@ MAX_SECONDS = 3600.0
 
 #: What becomes of a ping that has not gone out when the interpreter exits.
 ON_EXIT = ("handoff", "wait", "drop")
+
+#: How often one environment pings a package: every process, or once a day or a week.
+ONCE_PER = ("process", "day", "week")
 
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
@@ -132,7 +136,7 @@ _registry: "dict[str, Ping]" = {}
 #: The arguments of the first call per package (normalised name), to say what a second call changed.
 _calls: "dict[str, tuple]" = {}
 _CALL_FIELDS = ("package", "template", "version", "variables", "timeout", "exit_timeout", "skip_ci", "on_exit",
-                "retry_interval")
+                "retry_interval", "once_per")
 _registry_lock = RLock()  # re-entrant: a signal handler may call autoping() mid-call
 
 
@@ -147,6 +151,7 @@ def autoping(
     skip_ci: bool = True,
     on_exit: str = "handoff",
     retry_interval: "float | None" = None,
+    once_per: str = "process",
 ) -> "Ping":
     """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
@@ -174,6 +179,12 @@ def autoping(
             a network failure, a timeout, a 5xx or a 429, try again after this many
             seconds (1 to 86400, jittered; a later ``Retry-After`` wins), for as long as
             the process lives, until one attempt is delivered. ``None`` (default): one attempt.
+        once_per: ``"process"`` (default): every process pings. ``"day"`` or ``"week"``: one
+            environment (this user, this interpreter's ``sys.prefix``) delivers at most one
+            ping for the package per 24 hours or 7 days, and an upgrade pings in its next
+            process; a process that finds the ping already delivered starts nothing. Needs
+            the per-user state directory (see :mod:`scarf_autoping.state`); without one,
+            every process pings.
 
     Raises:
         TemplateError: the template is malformed, is not http(s), or names a variable
@@ -194,8 +205,11 @@ def autoping(
         interval = retry.check_interval(retry_interval)
     if on_exit not in ON_EXIT:
         raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
+    if once_per not in ONCE_PER:
+        raise ValueError(f"autoping: once_per must be one of {', '.join(map(repr, ONCE_PER))}, got {once_per!r}")
     key = policy.normalize(package)
-    call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval)
+    call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval,
+            once_per)
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
@@ -213,6 +227,17 @@ def autoping(
                 from .output import debug as write_debug
 
                 write_debug(f"{package}: disabled ({decision.reason})")
+            return ping
+        # state: the import path's one look at the state (once_per, back-off, 410): no thread, no import
+        state_dir = policy.state_dir(env)
+        stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version) if state_dir else None
+        why = policy.held(state_dir, package, stamp, once_per, interval is not None)
+        if why is not None:
+            ping = _registry[key] = Ping.disabled(package, why)
+            if debug:
+                from .output import debug as write_debug
+
+                write_debug(f"{package}: not sent ({why})")
             return ping
         from . import host
 
@@ -241,13 +266,19 @@ def autoping(
         "timeout": float(timeout),
         "retry_interval": interval,
         "interface": interface,
+        # state: what the background needs to find this ping's state (see scarf_autoping.state)
+        "once_per": once_per,
+        "stamp": stamp,
+        "state": state_dir,
+        "prefix": sys.prefix,
     }
+    tickets: list = []  # state: the claim prepare() takes, for send() to settle
     worker.submit(
         worker.Job(
             ping,
             spec,
-            _preparer(ping, template, version, extra, decision.ci, interface),
-            _sender(timeout),
+            _preparer(ping, template, version, extra, decision.ci, interface, spec, tickets),  # state: + spec, tickets
+            _sender(timeout, spec, tickets),  # state: + spec, tickets
             detach=on_exit == "handoff",
             on_exit=on_exit,
             debug=debug,
@@ -272,32 +303,40 @@ def _ignored(key: str, first: tuple, second: tuple) -> None:
 
 
 def _preparer(
-    ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool, interface: str
+    ping: "Ping", template: str, version: "str | None", extra: "dict[str, str]", ci: bool, interface: str,
+    spec: dict, tickets: list,
 ) -> object:
     """The worker's preparation step: facts, version and the expanded URL (no network)."""
 
     def prepare() -> "tuple[str | None, str | None]":
         """``(url, remark)``, or ``(None, why not)`` when the distribution's own variable opts out."""
-        from . import facts, naming
+        from . import facts, naming, state
 
         off, remark = naming.background(ping.package, version is not None, os.environ)
         if off is not None:
             return None, off
-        url = expand(template, facts.variables(ping.package, version, ci, extra, interface=interface))
+        values = facts.variables(ping.package, version, ci, extra, interface=interface)
+        ticket = state.claim(spec, values)  # state: once_per, {first_run}, 410, back-off
+        tickets[:] = [ticket]  # state:
+        if ticket.skip is not None:  # state:
+            return None, ticket.skip  # state:
+        url = expand(template, values)
         ping.url = url
         return url, remark
 
     return prepare
 
 
-def _sender(timeout: float) -> object:
+def _sender(timeout: float, spec: dict, tickets: list) -> object:
     def send(prepared: object) -> "tuple[str, str | None, float | None]":
-        from . import naming, transport
+        from . import naming, state, transport
 
         url, remark = prepared  # type: ignore[misc]
         if url is None:
             return "disabled", remark, None
         result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
+        state.after_attempt(spec, tickets.pop() if tickets else None, result.status_code, str(url),  # state:
+                            delivered=result.delivered, outcome=result.describe(), retry_after=result.retry_after)
         if result.delivered:
             return "sent", naming.with_remark(result.describe(), remark), None
         from . import retry

@@ -125,6 +125,7 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
     method = job.get("method", "GET")
     timeout = float(job.get("timeout", 3.0))
     url = job.get("url")
+    ticket = None  # state:
     try:
         if job.get("event"):
             from scarf_autoping.events import user_agent
@@ -140,17 +141,27 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
                 return "disabled", off, None, None
             values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"),
                                      interface=job.get("interface"))
+            from scarf_autoping import state  # state:
+
+            ticket = state.claim(job, values)  # state: once_per, {first_run}, 410, back-off
+            if ticket.skip is not None:  # state:
+                return "disabled", ticket.skip, None, None  # state:
             url = expand(job["template"], values)
             # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
             headers = {"User-Agent": transport.user_agent(), **(job.get("headers") or {})}
             body = job["body"].encode("utf-8") if isinstance(job.get("body"), str) else None
         result = transport.send(method, url, timeout=timeout, headers=headers, body=body)
         good = result.ok if job.get("event") else result.delivered
+        if ticket is not None:  # state: remember the attempt (record, stamp, back-off, 410)
+            state.after_attempt(job, ticket, result.status_code, url, delivered=good, outcome=result.describe(),
+                                retry_after=result.retry_after)
         reason = result.describe() if job.get("event") else naming.with_remark(result.describe(), remark)
         if good:
             return "sent", reason, url, None
         return "failed", reason, url, retry.retryable(result.status_code, result.retry_after)
     except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
+        if ticket is not None:  # state: a claim is never left behind
+            state.release(ticket)  # state:
         return "failed", type(exc).__name__, url, None
 
 

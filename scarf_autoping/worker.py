@@ -466,6 +466,18 @@ def _dispatch(batch: "list[Job]") -> None:
     While the host handles SIGCHLD itself, no process of ours is started (see
     :func:`_host_reaps`): its pings are sent from the host too.
     """
+    from . import state  # state: an endpoint that answered 410 Gone or is backed off gets no sender
+
+    kept = []  # state:
+    for job in batch:  # state:
+        why = state.suppressed(job.spec)  # state:
+        if why is None:  # state:
+            kept.append(job)  # state:
+            continue  # state:
+        with _lock:  # state:
+            _unbusy([job])  # state:
+        _settle(job, "disabled", why)  # state:
+    batch = kept  # state:
     green = host.green()
     reaps = not green and _host_reaps()
     if reaps and not _may_import_threading():
