@@ -590,7 +590,8 @@ def set_consent(env: "Mapping[str, str]", enabled: bool, package: "str | None") 
 
     ``disable``: off for every package (and no package stays on); ``disable --package``:
     off for that one; ``enable``: undoes ``disable`` (packages turned off one by one stay
-    off); ``enable --package``: on for that one, even while every other is off.
+    off); ``enable --package``: on for that one, even while every other is off (until the
+    next ``disable`` or ``enable`` for every package).
     """
     directory = policy.state_dir(env)
     if directory is None:
@@ -599,7 +600,7 @@ def set_consent(env: "Mapping[str, str]", enabled: bool, package: "str | None") 
     rules = policy.parse_consent(read(path, 65536))
     if package is None:
         if enabled:
-            rules.pop("*", None)
+            rules = {name: rule for name, rule in rules.items() if rule == "off" and name != "*"}
         else:
             rules = {name: rule for name, rule in rules.items() if rule == "off"}
             rules["*"] = "off"

@@ -27,7 +27,7 @@ from scarf_autoping.machine import normalize_arch
 SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
 #: This machine's {arch}: platform.machine() normalised (test_author_facts checks the table).
 ARCH = normalize_arch(platform.machine(), 64 if sys.maxsize > 2**32 else 32)
-COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+COMMANDS = ("facts", "preview", "send", "status", "disable", "enable", "forget", "init", "collect", "report", "demo")
 ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"
 
 
