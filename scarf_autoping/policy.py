@@ -305,6 +305,7 @@ def parse_hold(data: "bytes | None", now: float) -> "tuple[float, float, str]":
     ``sent``: when a ping was last delivered under this key (0: never, or a time in the
     future, which a clock set back or a hand edit would give). ``until``: nothing is tried
     before then (a back-off, at most a day ahead, or :data:`GONE` with ``why`` ``gone``).
+    ``why``: ``-``, ``gone``, or ``backoff:HASH`` (HASH names the endpoint's back-off).
     """
     try:
         sent_text, until_text, why = (data or b"").decode("ascii").split()

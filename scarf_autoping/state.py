@@ -63,6 +63,9 @@ MAX_FILES = 200
 #: The most read from any state file (a larger file is garbage, or not ours).
 READ_LIMIT = 64 * 1024
 
+#: The endings of files that are not state but on their way: claims, temporary and stale files.
+_PASSING = (".claim", ".tmp", ".stale")
+
 RECORD = "sent.log"
 ENVS = "env"
 ORIGINS = "origin"
@@ -267,6 +270,23 @@ def _hold(directory: str, spec: "Mapping[str, object]", sent: float, until: floa
         _prune(os.path.dirname(path))
 
 
+def _unhold(directory: str, why: str) -> None:
+    """Lift the import path's notes that say ``why`` (a back-off of an endpoint now reached)."""
+    folder = _join(directory, policy.HOLDS)
+    try:
+        names = os.listdir(folder)[: MAX_FILES * 2]
+    except (OSError, ValueError):
+        return
+    now = _now()
+    for name in names:
+        if name.endswith(_PASSING):
+            continue
+        path = _join(folder, name)
+        sent, until, old = policy.parse_hold(read(path, 256), now)
+        if old == why:
+            write(path, f"{int(sent)} 0 -\n".encode("ascii"))
+
+
 def suppressed(spec: "Mapping[str, object]") -> "str | None":
     """Why this ping must not be tried now (None: go ahead): its template answered 410 Gone,
     or its endpoint is in a back-off (not for a ping with a ``retry_interval``).
@@ -288,7 +308,7 @@ def suppressed(spec: "Mapping[str, object]") -> "str | None":
         numbers = parse_ints(read(_join(directory, ORIGINS, digest(origin(template))), 256), 2)
         now = _now()
         if numbers is not None and now < numbers[1] <= now + BACKOFF_CAP + 60:
-            _hold(directory, spec, 0, numbers[1], "backoff")
+            _hold(directory, spec, 0, numbers[1], "backoff:" + digest(origin(template)))
             return (f"backed off for {numbers[1] - now:.0f} s after {numbers[0]} failure(s) to reach the endpoint "
                     "(offline?)")
         return None
@@ -314,38 +334,62 @@ class Ticket:
         return f"<Ticket skip={self.skip!r} first_run={self.first_run!r} claim={self.claim is not None}>"
 
 
-def _take(path: str, stale: float) -> bool:
-    """Create the claim file at ``path`` exclusively; take over one older than ``stale`` seconds."""
-    for _ in range(2):
+#: What :func:`_take` found.
+TAKEN, HELD, FAILED = "taken", "held", "failed"
+
+
+def _take(path: str, stale: float) -> str:
+    """Create the claim file at ``path`` exclusively: :data:`TAKEN`, :data:`HELD` (another
+    process holds it) or :data:`FAILED` (the state cannot be written: go on without it).
+    One older than ``stale`` seconds is taken over.
+
+    The claim is written whole before it appears (a temporary file, then ``os.link``, which
+    fails when the name exists), so a claim that does not read ``PID NEWLINE`` is garbage
+    and is taken over at once, as is one left by a process that died sending.
+    """
+    mine = f"{os.getpid()}\n".encode("ascii")
+    for _ in range(3):
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+            temp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+            if not write(temp, mine):
+                return FAILED
+            try:
+                os.link(temp, path)
+                return TAKEN
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links here: an exclusive create instead
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    try:
+                        os.write(fd, mine)
+                    finally:
+                        os.close(fd)
+                    return TAKEN
+                except FileExistsError:
+                    pass
+            finally:
+                remove(temp)
             try:
                 age = _now() - os.stat(path).st_mtime
             except OSError:
-                continue  # released meanwhile: try again once
-            if not (age > stale or age < -stale):
-                return False
-            # Left by a process that died sending (or a clock set back): take it over. Renamed
-            # first, so of two processes that both saw it stale only one removes it.
+                continue  # released meanwhile: try again
+            held = read(path, 64) or b""
+            if held[-1:] == b"\n" and held[:-1].isdigit() and -stale <= age <= stale:
+                return HELD
+            # Left by a process that died sending, garbage, or a clock set back: take it over.
+            # Renamed first, so of two processes that both saw it only one removes it.
             aside = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.stale"
             try:
                 os.rename(path, aside)
+            except FileNotFoundError:
+                continue
             except OSError:
-                return False
+                return FAILED
             remove(aside)
-            continue
         except (OSError, ValueError):
-            return False
-        try:
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-        return True
-    return False
+            return FAILED
+    return FAILED
 
 
 def claim(spec: "Mapping[str, object]", values: "dict[str, str]") -> "Ticket":
@@ -380,7 +424,10 @@ def claim(spec: "Mapping[str, object]", values: "dict[str, str]") -> "Ticket":
         ticket.version = version
         env_path = _join(directory, ENVS, digest(str(prefix), policy.normalize(str(spec.get("package")))))
         stale = CLAIM_STALE + float(spec.get("timeout") or 3.0)  # type: ignore[arg-type]
-        if not _take(env_path + ".claim", stale):
+        taken = _take(env_path + ".claim", stale)
+        if taken == FAILED:
+            return ticket  # a state that cannot be written: a ping per process, as without one
+        if taken == HELD:
             if period:
                 ticket.skip = f"another process is sending it right now (once_per={once_per!r})"
             else:
@@ -451,6 +498,7 @@ def after_attempt(
         if delivered or not unreachable(http_status):
             if read(origin_path, 256) is not None:
                 remove(origin_path)  # reached: the back-off starts again from nothing
+                _unhold(directory, "backoff:" + os.path.basename(origin_path))
         if delivered:
             if ticket is not None and ticket.keep and ticket.env_path is not None:
                 if write(ticket.env_path, f"{int(now)} {_version_word(ticket.version)}\n".encode("ascii")):
@@ -469,7 +517,7 @@ def after_attempt(
             write(origin_path, f"{failures} {until} {origin(url or template)}\n".encode("utf-8", "backslashreplace"))
             _prune(os.path.dirname(origin_path))
             if not _retrying(spec):
-                _hold(directory, spec, 0, until, "backoff")
+                _hold(directory, spec, 0, until, "backoff:" + os.path.basename(origin_path))
     except Exception:  # noqa: BLE001 - remembering is best effort
         pass
     finally:
@@ -546,8 +594,8 @@ def _files(directory: "str | None", folder: str) -> "Iterable[bytes]":
     except (OSError, ValueError):
         return
     for name in names[:MAX_FILES * 2]:
-        if "." in name:
-            continue  # claims and temporary files
+        if name.endswith(_PASSING):
+            continue
         data = read(_join(directory, folder, name), 4096)
         if data:
             yield data
