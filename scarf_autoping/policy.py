@@ -1,9 +1,13 @@
 """Opt-out, CI and once-per-process-tree decisions, made from an environment mapping.
 
-Pure logic: every function takes the environment as a plain mapping so it can be tested
-without touching ``os.environ``. This is the one place where the project's environment
+Every function takes the environment as a plain mapping so it can be tested without
+touching ``os.environ``. This is the one place where the project's environment
 variables are parsed; the import-time ping, the event logger and the command line all
-ask here.
+ask here. Two reads of the per-user state directory are here too, because they are on
+the import path (see :mod:`scarf_autoping.state` for the rest): the saved consent
+(:func:`saved_consent`, one ``open`` of a file that usually does not exist) and the
+package's note (:func:`held`). They use ``os`` and ``sys`` only, imported inside the
+functions (both are loaded at start-up), and hash nothing.
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.

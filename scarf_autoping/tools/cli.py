@@ -115,7 +115,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     if args.package:
         values: dict[str, str | None] = dict(facts.variables(args.package, args.version, ci))
     else:
-        values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false"}
+        values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false",
+                  "first_run": facts.UNKNOWN}  # known only as a ping is sent (scarf_autoping.state)
     ordered = {name: values.get(name) for name in facts.BUILTIN_NAMES}
     if args.package:
         _name_note("facts", args.package, args.version)
