@@ -351,3 +351,21 @@ def test_nothing_raises_on_a_broken_directory(tmp_path, where):
     policy.decide(env, "pkg")
     state.forget(env)
     assert values["first_run"] in ("true", "false", "unknown")
+
+
+@pytest.mark.parametrize("value", ["hour", "Day", "", None, 1])
+def test_once_per_is_checked_at_the_call(value):
+    from scarf_autoping import autoping
+
+    with pytest.raises(ValueError, match="once_per must be one of 'process', 'day', 'week'"):
+        autoping("pkg", "https://x.example/{package}", once_per=value)
+
+
+def test_first_run_is_a_builtin_variable():
+    from scarf_autoping import check_arguments
+    from scarf_autoping.facts import BUILTIN_NAMES
+
+    assert "first_run" in BUILTIN_NAMES
+    check_arguments("pkg", "https://x.example/{first_run}", None, None, 3.0, 1.0)
+    with pytest.raises(ValueError, match="clashes with the built-in"):
+        check_arguments("pkg", "https://x.example/{package}", None, {"first_run": "x"}, 3.0, 1.0)
