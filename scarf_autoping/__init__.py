@@ -16,6 +16,7 @@ On the host's import path: no ``from __future__ import annotations`` (importing
 """
 
 import os
+import sys
 from _thread import RLock
 
 from . import policy
@@ -39,6 +40,9 @@ MAX_SECONDS = 3600.0
 
 #: What becomes of a ping that has not gone out when the interpreter exits.
 ON_EXIT = ("handoff", "wait", "drop")
+
+#: How often one environment pings a package: every process, or once a day or a week.
+ONCE_PER = ("process", "day", "week")
 
 __all__ = ["Ping", "ScarfEventLogger", "TemplateError", "__version__", "autoping", "expand"]
 
@@ -166,7 +170,7 @@ class Registry:
 #: This process's pings (see :class:`Registry`).
 REGISTRY = Registry()
 _CALL_FIELDS = ("package", "template", "version", "variables", "timeout", "exit_timeout", "skip_ci", "on_exit",
-                "retry_interval")
+                "retry_interval", "once_per")
 
 
 def autoping(
@@ -180,6 +184,7 @@ def autoping(
     skip_ci: bool = True,
     on_exit: str = "handoff",
     retry_interval: "float | None" = None,
+    once_per: str = "process",
 ) -> "Ping":
     """Send one adoption ping for ``package``, never holding up the host; return its :class:`Ping`.
 
@@ -210,6 +215,12 @@ def autoping(
             a network failure, a timeout, a 5xx or a 429, try again after this many
             seconds (1 to 86400, jittered; a later ``Retry-After`` wins), for as long as
             the process lives, until one attempt is delivered. ``None`` (default): one attempt.
+        once_per: ``"process"`` (default): every process pings. ``"day"`` or ``"week"``: one
+            environment (this user, this interpreter's ``sys.prefix``) delivers at most one
+            ping for the package per 24 hours or 7 days, and an upgrade pings in its next
+            process; a process that finds the ping already delivered starts nothing. Needs
+            the per-user state directory (see :mod:`scarf_autoping.state`); without one,
+            every process pings.
 
     Raises:
         TemplateError: the template is malformed, is not http(s), or names a variable
@@ -230,8 +241,11 @@ def autoping(
         interval = retry.check_interval(retry_interval)
     if on_exit not in ON_EXIT:
         raise ValueError(f"autoping: on_exit must be one of {', '.join(map(repr, ON_EXIT))}, got {on_exit!r}")
+    if once_per not in ONCE_PER:
+        raise ValueError(f"autoping: once_per must be one of {', '.join(map(repr, ONCE_PER))}, got {once_per!r}")
     key = policy.normalize(package)
-    call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval)
+    call = (package, template, version, extra, float(timeout), float(exit_timeout), bool(skip_ci), on_exit, interval,
+            once_per)
     registry = REGISTRY
     with registry.lock:
         existing = registry.pings.get(key)
@@ -250,6 +264,17 @@ def autoping(
                 from .output import debug as write_debug
 
                 write_debug(f"{package}: disabled ({decision.reason})")
+            return ping
+        # The import path's one look at the per-user state (once_per, back-off, 410): no thread, no import.
+        state_dir = policy.state_dir(env)
+        stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version) if state_dir else None
+        why = policy.held(state_dir, package, stamp, once_per, interval is not None)
+        if why is not None:
+            ping = registry.pings[key] = Ping.disabled(package, why)
+            if debug:
+                from .output import debug as write_debug
+
+                write_debug(f"{package}: not sent ({why})")
             return ping
         from . import host
 
@@ -277,6 +302,11 @@ def autoping(
         "retry_interval": interval,
         # Decided here, where the host's own interpreter can be looked at (the sender cannot).
         "interface": _interface(),
+        # What the background needs to find this ping's per-user state (see scarf_autoping.state).
+        "once_per": once_per,
+        "stamp": stamp,
+        "state": state_dir,
+        "prefix": sys.prefix,
     }
     # Only "wait" sends from the host while it lives: "handoff" and "drop" differ only at exit.
     engine.submit(engine.Job(ping, spec, detach=on_exit != "wait", on_exit=on_exit, debug=debug))

@@ -457,8 +457,16 @@ class Engine:
 
     def dispatch(self, batch: "list[Job]") -> None:
         """Send ``batch``: through one detached sender where it may, else from the host."""
-        from . import plans
+        from . import plans, state
 
+        stopped = [(job, state.suppressed(job.spec)) for job in batch]  # an endpoint backed off, or gone (410)
+        stopped = [(job, why) for job, why in stopped if why is not None]
+        if stopped:
+            with self.lock:
+                self.unplace([job for job, _ in stopped])
+            for job, why in stopped:
+                self.settle(job, "disabled", why)
+            batch = [job for job in batch if job not in [stopped_job for stopped_job, _ in stopped]]
         park, detached, here = plans.dispatch(batch, green=bool(host.green()), reaps=host_reaps(),
                                               may_import_threading=may_import_threading())
         if park:
@@ -573,6 +581,7 @@ class Engine:
             self.sending_here.append(job)
             self.unplace([job])
         job.started = time.monotonic()
+        prepared: "pipeline.Request | pipeline.Outcome | None" = None
         try:
             with self.import_lock:
                 self.warm_up()
@@ -585,6 +594,7 @@ class Engine:
                 timeout = job.timeout if job.timeout is not None else job.seconds()
                 outcome = pipeline.deliver(prepared, timeout, job.client, job.observe)
         except BaseException as exc:  # noqa: BLE001 - a failure is a status, never a traceback
+            pipeline.abandon(prepared)
             outcome = pipeline.Outcome("failed", type(exc).__name__)
         with self.lock:
             if job in self.sending_here:

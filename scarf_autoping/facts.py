@@ -42,6 +42,7 @@ BUILTIN_NAMES = (
     "interface",
     "ci",
     "autoping_version",
+    "first_run",
 )
 
 #: The values of :func:`interface`.
@@ -200,6 +201,8 @@ def variables(
     values["package"] = clean(resolved.name)
     values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)
     values["ci"] = "true" if ci else "false"
+    # Known only to the state (scarf_autoping.state.claim sets it just before the request).
+    values.setdefault("first_run", UNKNOWN)
     if extra:
         values.update({k: clean(v) for k, v in extra.items()})
     return values

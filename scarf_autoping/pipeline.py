@@ -6,19 +6,24 @@ the sender's docstring); an attempt is two steps, so that the engine can hold it
 import lock over the first only:
 
 1. :func:`prepare`: imports, resolves the distribution name (the distribution's own
-   opt-out variable may say no), computes the facts and expands the template. No
-   network. Returns a :class:`Request`, or the :class:`Outcome` of a ping that is off.
+   opt-out variable may say no), computes the facts, asks the per-user state whether
+   this process sends it (``once_per``, a back-off, a 410; it also sets ``{first_run}``,
+   see :mod:`scarf_autoping.state`) and expands the template. No network. Returns a
+   :class:`Request`, or the :class:`Outcome` of a ping that is off.
 2. :func:`deliver`: one request, classified: ``sent`` on a 2xx or 3xx answer for a ping
    (2xx for an event), else ``failed`` with, when the failure is worth another attempt
-   (network, timeout, 5xx, 429), the least seconds to wait (see :mod:`scarf_autoping.retry`).
+   (network, timeout, 5xx, 429), the least seconds to wait (see :mod:`scarf_autoping.retry`);
+   the state remembers the attempt (the record, the stamp, the back-off, a 410).
 
-:func:`attempt` is both, and never raises.
+:func:`attempt` is both, and never raises. A prepared request that will not be
+delivered (an exception between the steps) is given up with :func:`abandon`.
 """
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Mapping
 
+    from .state import Ticket
     from .transport import Client, Result
 
 #: The ``timeout`` of a spec that names none, in seconds.
@@ -28,16 +33,19 @@ DEFAULT_TIMEOUT = 3.0
 class Request:
     """A prepared request: what :func:`deliver` sends, and how it reads the answer."""
 
-    __slots__ = ("body", "event", "headers", "method", "remark", "url")
+    __slots__ = ("body", "event", "headers", "method", "remark", "spec", "ticket", "url")
 
     def __init__(self, method: str, url: str, headers: "dict[str, str]", body: "bytes | None",
-                 remark: "str | None" = None, event: bool = False) -> None:
+                 remark: "str | None" = None, event: bool = False, spec: "Mapping[str, object] | None" = None,
+                 ticket: "Ticket | None" = None) -> None:
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.remark = remark  # what resolving the name adds to the reason (see naming.note)
         self.event = event
+        self.spec = spec  # a ping's spec, for the state to remember the attempt by
+        self.ticket = ticket  # the state's answer for this attempt (see state.claim)
 
 
 class Outcome:
@@ -90,14 +98,35 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
     interface = spec.get("interface")
     values = facts.variables(package, version, bool(spec.get("ci")), extra if isinstance(extra, dict) else None,
                              interface=interface if isinstance(interface, str) else None)
-    url = expand(str(spec["template"]), values)
+    ticket = None
+    if spec.get("state"):
+        from . import state
+
+        ticket = state.claim(spec, values)  # once_per, a back-off, a 410; sets {first_run}
+        if ticket.skip is not None:
+            return Outcome("disabled", ticket.skip)
+    try:
+        url = expand(str(spec["template"]), values)
+    except BaseException:
+        abandon(ticket)
+        raise
     # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
     headers = {"User-Agent": transport.user_agent()}
     more = spec.get("headers")
     if isinstance(more, dict):
         headers.update({str(k): str(v) for k, v in more.items()})
     method = spec.get("method")
-    return Request(method if isinstance(method, str) else "GET", url, headers, encoded, remark)
+    return Request(method if isinstance(method, str) else "GET", url, headers, encoded, remark, spec=spec,
+                   ticket=ticket)
+
+
+def abandon(prepared: "Request | Outcome | Ticket | None") -> None:
+    """Give up a prepared request without sending it: its claim in the state is let go."""
+    ticket = prepared.ticket if isinstance(prepared, Request) else prepared
+    if ticket is not None and not isinstance(ticket, Outcome):
+        from . import state
+
+        state.release(ticket)
 
 
 def deliver(
@@ -114,6 +143,11 @@ def deliver(
 
     send = client.send if client is not None else transport.send
     result = send(request.method, request.url, timeout=timeout, headers=request.headers, body=request.body)
+    if request.ticket is not None and request.spec is not None:
+        from . import state
+
+        state.after_attempt(request.spec, request.ticket, result.status_code, request.url, delivered=result.delivered,
+                            outcome=result.describe(), retry_after=result.retry_after)
     if observe is not None:
         observe(result)
     reason: "str | None"
@@ -129,6 +163,7 @@ def deliver(
 def attempt(spec: "Mapping[str, object]") -> Outcome:
     """One attempt at ``spec``: :func:`prepare`, then :func:`deliver`. Never raises."""
     url = None
+    prepared: "Request | Outcome | None" = None
     try:
         prepared = prepare(spec)
         if isinstance(prepared, Outcome):
@@ -136,4 +171,5 @@ def attempt(spec: "Mapping[str, object]") -> Outcome:
         url = None if prepared.event else prepared.url
         return deliver(prepared, timeout_of(spec))
     except BaseException as exc:  # noqa: BLE001 - one bad job must not stop the others
+        abandon(prepared)
         return Outcome("failed", type(exc).__name__, url)

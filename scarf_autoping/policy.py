@@ -1,9 +1,13 @@
 """Opt-out, CI and once-per-process-tree decisions, made from an environment mapping.
 
-Pure logic: every function takes the environment as a plain mapping so it can be tested
-without touching ``os.environ``. This is the one place where the project's environment
+Every function takes the environment as a plain mapping so it can be tested without
+touching ``os.environ``. This is the one place where the project's environment
 variables are parsed; the import-time ping, the event logger and the command line all
-ask here.
+ask here. Two reads of the per-user state directory are here too, because they are on
+the import path (see :mod:`scarf_autoping.state` for the rest): the saved consent
+(:func:`saved_consent`, one ``open`` of a file that usually does not exist) and the
+package's note (:func:`held`). They use ``os`` and ``sys`` only, imported inside the
+functions (both are loaded at start-up), and hash nothing.
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
@@ -45,6 +49,23 @@ PINGED = "SCARF_AUTOPING_PINGED"
 
 #: ``SCARF_AUTOPING_DEBUG=1`` prints one line per ping to stderr.
 DEBUG = "SCARF_AUTOPING_DEBUG"
+
+#: Where the per-user state lives (see :mod:`scarf_autoping.state`); set but empty: no
+#: state at all, nothing read or written (behaviour as before the state existed).
+STATE_DIR = "SCARF_AUTOPING_STATE_DIR"
+#: The name of the state directory under the platform's base directory.
+STATE_NAME = "scarf-autoping"
+#: The saved consent file (``scarf-autoping disable|enable``), in the state directory.
+CONSENT = "consent"
+#: The folder of the import path's per-package notes (one tiny file per package and
+#: environment; see :func:`held`), in the state directory.
+HOLDS = "hold"
+#: ``once_per`` values and their periods in seconds (``process``: no period, every process).
+ONCE_PER = {"process": 0, "day": 86400, "week": 7 * 86400}
+#: The ``until`` value of a hold that never ends by itself (410 Gone; ``scarf-autoping forget``).
+GONE = 1 << 62
+#: The longest back-off a hold may ask for: a day (a larger value is garbage and ignored).
+MAX_BACKOFF = 86400
 
 
 def is_set(value: "str | None") -> bool:
@@ -151,15 +172,205 @@ def debug_enabled(env: "Mapping[str, str]") -> bool:
     return is_set(env.get(DEBUG))
 
 
+def state_dir(env: "Mapping[str, str]") -> "str | None":
+    """The per-user state directory for ``env``, or None when there is none (nothing is kept).
+
+    :data:`STATE_DIR` wins (empty: None); else ``%LOCALAPPDATA%\\scarf-autoping`` on
+    Windows, ``~/Library/Application Support/scarf-autoping`` on macOS, and
+    ``$XDG_STATE_HOME/scarf-autoping`` or ``~/.local/state/scarf-autoping`` elsewhere. Only
+    absolute bases count; a missing or relative ``HOME`` means no state (never the
+    password database: that import would cost the host). The directory may not exist.
+    """
+    import os  # loaded at start-up: a look-up in sys.modules, nothing more
+    import sys
+
+    override = env.get(STATE_DIR)
+    if override is not None:
+        override = override.strip()
+        return override if override and os.path.isabs(override) else None
+    if os.name == "nt":
+        base = env.get("LOCALAPPDATA") or ""
+        return base.rstrip("\\/") + "\\" + STATE_NAME if os.path.isabs(base) else None
+    home = (env.get("HOME") or "").rstrip("/")
+    if sys.platform == "darwin":
+        return home + "/Library/Application Support/" + STATE_NAME if home.startswith("/") else None
+    xdg = (env.get("XDG_STATE_HOME") or "").rstrip("/")
+    if xdg.startswith("/"):
+        return xdg + "/" + STATE_NAME
+    return home + "/.local/state/" + STATE_NAME if home.startswith("/") else None
+
+
+def read_small(path: str, limit: int = 4096) -> "bytes | None":
+    """At most ``limit`` bytes of the file at ``path``; None when it cannot be read. Never raises."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:  # a directory, a FIFO with nobody writing, an I/O error
+        return None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def parse_consent(data: "bytes | None") -> "dict[str, str]":
+    """The saved consent file's rules: ``{"*": "off"}`` and ``{"<package>": "on" | "off"}``.
+
+    One rule a line: ``off`` (every package), ``off NAME`` or ``on NAME`` (one package, by
+    its :func:`marker_name`). Anything else is ignored, so a file mangled by hand fails
+    toward what it still says clearly.
+    """
+    rules: dict[str, str] = {}
+    for line in (data or b"").decode("utf-8", "replace").splitlines():
+        words = line.split()
+        if words == ["off"]:
+            rules["*"] = "off"
+        elif len(words) == 2 and words[0] in ("on", "off") and words[1] != "*":
+            rules[words[1]] = words[0]
+    return rules
+
+
+def saved_consent(env: "Mapping[str, str]", package: "str | None") -> "tuple[str | None, str | None]":
+    """``(setting, path)``: the saved ``"on"``/``"off"`` for ``package`` (None: nothing saved).
+
+    A package's own rule wins over the rule for every package. One open of a file that
+    usually does not exist: this runs on the host's import path.
+    """
+    directory = state_dir(env)
+    if directory is None:
+        return None, None
+    import os
+
+    path = directory + os.sep + CONSENT
+    data = read_small(path)
+    if not data:
+        return None, path
+    rules = parse_consent(data)
+    if package is not None:
+        own = rules.get(marker_name(package))
+        if own is not None:
+            return own, path
+    return rules.get("*"), path
+
+
+def file_part(text: str) -> str:
+    """``text`` as part of a file name on any platform: ``[a-z0-9._-]`` kept, the rest ``%XX``."""
+    out: "list[str]" = []
+    for byte in text.encode("utf-8", "surrogatepass"):
+        ch = chr(byte)
+        out.append(ch if ch in "abcdefghijklmnopqrstuvwxyz0123456789-_" or (ch == "." and out) else f"%{byte:02X}")
+    return "".join(out)
+
+
+def stamp_key(module_file: "object", version: "str | None") -> "str | None":
+    """The import path's key for "this package, installed here": None when there is none.
+
+    Numbers only, nothing to read back: the device and inode of ``sys.prefix`` and the
+    inode, modification time and size of the calling package's ``__init__.py`` (an
+    upgrade or a reinstall writes a new file), plus ``version`` when the author gives it.
+    Two ``os.stat`` calls; no hashing here (``hashlib`` costs the host milliseconds), the
+    background keys things by SHA-256 (see :mod:`scarf_autoping.state`).
+    """
+    if not isinstance(module_file, str) or not module_file:
+        return None
+    import os
+    import sys
+
+    try:
+        where = os.stat(sys.prefix)
+        mine = os.stat(module_file)
+    except (OSError, ValueError, TypeError):  # a module in a zip, a frozen app
+        return None
+    key = f"{where.st_dev:x}.{where.st_ino:x}.{mine.st_ino:x}.{mine.st_mtime_ns:x}.{mine.st_size:x}"
+    if version is not None:
+        key += "." + file_part(version)[:40]
+    return key
+
+
+def hold_path(directory: str, package: str, key: str) -> "str | None":
+    """The file of the import path's note for ``package`` under ``key`` (None: too long a name)."""
+    import os
+
+    name = file_part(normalize(package)) + "~" + key
+    if len(name) > 200:
+        return None
+    return directory + os.sep + HOLDS + os.sep + name
+
+
+def parse_hold(data: "bytes | None", now: float) -> "tuple[float, float, str]":
+    """``(sent, until, why)`` from a hold file (``SENT UNTIL WHY``); zeros for garbage.
+
+    ``sent``: when a ping was last delivered under this key (0: never, or a time in the
+    future, which a clock set back or a hand edit would give). ``until``: nothing is tried
+    before then (a back-off, at most a day ahead, or :data:`GONE` with ``why`` ``gone``).
+    ``why``: ``-``, ``gone``, or ``backoff:HASH`` (HASH names the endpoint's back-off).
+    """
+    try:
+        sent_text, until_text, why = (data or b"").decode("ascii").split()
+        sent, until = int(sent_text), int(until_text)
+    except (UnicodeDecodeError, ValueError):
+        return 0.0, 0.0, ""
+    if not 0 <= sent <= now + 60:
+        sent = 0
+    if why == "gone":
+        until = GONE
+    elif not 0 <= until <= now + MAX_BACKOFF + 60:
+        until = 0
+    return float(sent), float(until), why
+
+
+def held(
+    directory: "str | None", package: str, key: "str | None", once_per: str, retrying: bool
+) -> "str | None":
+    """Why this process must not ping ``package`` (None: it may), from one small file.
+
+    The import path's look at the state (see :mod:`scarf_autoping.state`, which writes it):
+    a ping delivered from this environment within the ``once_per`` period, a back-off after
+    failures to reach the endpoint (not for pings that retry on their own schedule), or an
+    endpoint that answered 410 Gone. One ``open`` of a file that usually does not exist.
+    ``directory``: the state directory (:func:`state_dir`), None for none.
+    """
+    if key is None or directory is None:
+        return None
+    path = hold_path(directory, package, key)
+    data = read_small(path, 256) if path is not None else None
+    if not data:
+        return None
+    import time
+
+    now = time.time()
+    sent, until, why = parse_hold(data, now)
+    if why == "gone":
+        return "the endpoint answered 410 Gone: never pinged again from here ('scarf-autoping forget' undoes it)"
+    if until > now and not retrying:
+        return f"backed off for {until - now:.0f} s after failures to reach the endpoint (offline?)"
+    period = ONCE_PER.get(once_per, 0)
+    if period and sent and now - sent < period:
+        return f"pinged {(now - sent) / 3600:.1f} h ago from this environment (once_per={once_per!r})"
+    return None
+
+
 class Decision:
-    """Whether a ping may be sent, and if not, why (a short text naming the variable)."""
+    """Whether a ping may be sent, and if not, why (a short text naming the variable).
 
-    __slots__ = ("ci", "enabled", "reason")
+    ``rule``: what decided: ``"variable"`` (an opt-out variable), ``"saved"`` (the saved
+    setting of ``scarf-autoping disable|enable``), ``"parent"`` (a parent process pinged),
+    ``"ci"`` or ``"default"``.
+    """
 
-    def __init__(self, enabled: bool, reason: "str | None", ci: bool) -> None:
+    __slots__ = ("ci", "enabled", "reason", "rule")
+
+    def __init__(self, enabled: bool, reason: "str | None", ci: bool, rule: str = "default") -> None:
         self.enabled = enabled
         self.reason = reason
         self.ci = ci
+        self.rule = rule
 
     def __repr__(self) -> str:
         return f"Decision(enabled={self.enabled!r}, reason={self.reason!r}, ci={self.ci!r})"
@@ -168,16 +379,22 @@ class Decision:
 def decide(env: "Mapping[str, str]", package: "str | None", skip_ci: bool = True) -> "Decision":
     """Decide whether ``package`` may ping in the environment ``env``.
 
-    Order: an explicit opt-out wins (its variable is named in the reason), then a parent
-    process that already pinged this package, then CI detection when ``skip_ci`` is true.
+    Order: an explicit opt-out wins (its variable is named in the reason), then the saved
+    setting (``scarf-autoping disable [--package NAME]``: one look at a file that usually
+    does not exist), then a parent process that already pinged this package, then CI
+    detection when ``skip_ci`` is true. A saved ``enable`` only undoes a ``disable``: it
+    wins over neither the variables nor CI detection.
     """
     ci_name = ci_reason(env)
     ci = ci_name is not None
     name = opt_out_reason(env, package)
     if name is not None:
-        return Decision(False, f"opted out by {name}", ci)
+        return Decision(False, f"opted out by {name}", ci, "variable")
+    saved, path = saved_consent(env, package)
+    if saved == "off":
+        return Decision(False, f"turned off by 'scarf-autoping disable' (saved in {path})", ci, "saved")
     if package is not None and already_pinged(env, package):
-        return Decision(False, f"already pinged by a parent process ({PINGED})", ci)
+        return Decision(False, f"already pinged by a parent process ({PINGED})", ci, "parent")
     if skip_ci and ci:
-        return Decision(False, f"CI detected ({ci_name})", ci)
-    return Decision(True, None, ci)
+        return Decision(False, f"CI detected ({ci_name})", ci, "ci")
+    return Decision(True, None, ci, "saved" if saved == "on" else "default")

@@ -121,7 +121,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     if args.package:
         values: dict[str, str | None] = dict(facts.variables(args.package, args.version, ci))
     else:
-        values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false"}
+        values = {**facts.platform_facts(), "package": None, "version": None, "ci": "true" if ci else "false",
+                  "first_run": facts.UNKNOWN}  # known only as a ping is sent (scarf_autoping.state)
     ordered = {name: values.get(name) for name in facts.BUILTIN_NAMES}
     if args.package:
         _name_note("facts", args.package, args.version)
@@ -161,6 +162,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         url = _build_url(args, args.timeout)
     reason = policy.opt_out_reason(os.environ, args.package)
+    if not reason and policy.saved_consent(os.environ, args.package)[0] == "off":
+        reason = "the saved setting ('scarf-autoping disable')"
     if reason:
         if args.verbose:
             sys.stderr.write(f"{PROG} send: not sent: opted out by {reason}\n")
@@ -242,17 +245,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             reason = distribution_variable
         if policy.package_variable(resolved.name) not in variables:
             variables.append(policy.package_variable(resolved.name))
-    if decision.enabled:
+    saved, consent_path = policy.saved_consent(env, args.package)
+    if decision.enabled and decision.rule == "saved":
+        _out(f"on for {who}: turned on by 'scarf-autoping enable --package' (saved in {consent_path}); no "
+             "opt-out variable is set and no CI is detected")
+    elif decision.enabled:
         _out(f"on for {who}: no opt-out variable is set and no CI is detected")
     elif reason:
         _out(f"off for {who}: {reason} is set ({reason}={env.get(reason, '').strip()})")
+    elif decision.rule == "saved":
+        _out(f"off for {who}: turned off by 'scarf-autoping disable' (saved in {consent_path}); "
+             "'scarf-autoping enable' undoes it")
     elif decision.reason and decision.reason.startswith("CI detected"):
         _out(f"off for {who}: CI detected ({policy.ci_reason(env)} is set); only packages that pass "
              "skip_ci=False ping")
     else:
         _out(f"off for {who} in this process tree: a parent process already pinged it ({policy.PINGED})")
+    rule = "a variable" if reason else {"saved": "the saved setting", "ci": "CI detection",
+                                        "parent": "a parent process"}.get(decision.rule, "the default")
+    _out(f"decided by: {rule}")
     switches = [*policy.GLOBAL_OPT_OUTS, f"{policy.SCARF_ANALYTICS}=false", *variables]
-    _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches))
+    _out("opt out with any of: " + ", ".join(s if "=" in s else f"{s}=1" for s in switches)
+         + ", or for good: scarf-autoping disable" + (f" --package {args.package}" if args.package else ""))
     if args.package:
         from .. import naming
 
@@ -261,6 +275,87 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(f"pings carry package {resolved.name!r}, version {resolved.version!r} (the installed distribution)")
         else:
             _out(f"note: {naming.note(resolved)}")
+    _show_state(args)
+    return 0
+
+
+def _when(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def _show_state(args: argparse.Namespace) -> None:
+    """``status``: where the state lives, what is held back, and the last pings sent from here."""
+    from .. import state
+
+    directory = policy.state_dir(os.environ)
+    if directory is None:
+        _out(f"state: none kept ({policy.STATE_DIR} is empty, or there is no home directory)")
+        return
+    _out(f"state: {directory} (scarf-autoping forget deletes all but the saved setting)")
+    for where, failures, until in state.backoffs(os.environ):
+        _out(f"backed off: {where} until {_when(until)} after {failures} failure(s) to reach it")
+    for when, package, template in state.gone(os.environ):
+        _out(f"never again: {template} ({package}: 410 Gone on {_when(when)})")
+    entries = state.record(os.environ)
+    if args.package:
+        name = policy.normalize(args.package)
+        entries = [entry for entry in entries if policy.normalize(entry[1]) == name]
+    if not entries:
+        _out("sent from here: nothing recorded")
+        return
+    shown = entries if args.all else entries[-10:]
+    more = "" if len(shown) == len(entries) else f"; --all shows all {len(entries)}"
+    _out(f"last pings sent from here (newest last{more}):")
+    for at, package, outcome, url in shown:
+        _out(f"  {_when(at)}  {package}  {outcome}  {url}")
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    """Save 'off' for this user: every package that uses scarf-autoping, or ``--package``'s."""
+    return _consent(args, False)
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    """Undo ``disable`` (for every package, or ``--package``'s): the variables still win."""
+    return _consent(args, True)
+
+
+def _consent(args: argparse.Namespace, enabled: bool) -> int:
+    from .. import state
+
+    path, written = state.set_consent(os.environ, enabled, args.package)
+    if path is None:
+        raise CliError(f"no state directory here ({policy.STATE_DIR} is empty, or there is no home directory); "
+                       "set DO_NOT_TRACK=1 instead")
+    if not written:
+        raise CliError(f"could not write {path}")
+    who = args.package or "every package that uses scarf-autoping"
+    if enabled:
+        _out(f"pings on again for {who}, for this user (saved in {path})")
+        reason = policy.opt_out_reason(os.environ, args.package)
+        if reason:
+            _out(f"note: {reason} is set here, and a variable wins over the saved setting")
+        elif args.package is None:
+            rules = policy.parse_consent(state.read(path))
+            still = sorted(name for name, rule in rules.items() if rule == "off" and name != "*")
+            if still:
+                _out(f"note: still off for {', '.join(still)} (scarf-autoping enable --package NAME)")
+    else:
+        _out(f"pings off for {who}, for this user (saved in {path}); 'scarf-autoping enable' undoes it")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Delete all state (the record, stamps, back-offs, 410s) but the saved setting."""
+    from .. import state
+
+    directory, removed = state.forget(os.environ)
+    if directory is None:
+        _out(f"no state kept here ({policy.STATE_DIR} is empty, or there is no home directory)")
+        return 0
+    _out(f"forgot {removed} file(s) in {directory} (the saved setting, if any, is kept)")
     return 0
 
 
@@ -676,7 +771,7 @@ class _Unbuilt:
 
 
 #: The commands, in the order ``--help`` lists them.
-COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+COMMANDS = ("facts", "preview", "send", "status", "disable", "enable", "forget", "init", "collect", "report", "demo")
 
 
 def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse.ArgumentParser:
@@ -744,10 +839,28 @@ def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse
         sub.add_argument("--quiet", "-q", action="store_true", help="print nothing on stdout")
         sub.add_argument("--verbose", "-v", action="store_true", help="say on stderr why nothing was sent")
 
-    sub = command("status", cmd_status, "whether pings are on here, and what turned them off",
-                  "Say whether pings are on in this environment and, if off, which variable turned them off.")
+    sub = command("status", cmd_status, "whether pings are on here, what decided, and what was sent",
+                  "Say whether pings are on in this environment and which rule decided (a variable, the saved "
+                  "setting, CI detection or the default); where the state lives, and the last pings sent from "
+                  "here.")
     if sub:
         sub.add_argument("--package", metavar="NAME", help="also check NAME's own <PACKAGE>_NO_ANALYTICS")
+        sub.add_argument("--all", action="store_true", help="show every recorded ping, not only the last 10")
+
+    for name, func, summary, description in (
+        ("disable", cmd_disable, "turn pings off for this user, for good",
+         "Save 'off' for this user: no package that uses scarf-autoping pings (or only NAME, with --package). "
+         "Kept in the state directory; 'enable' undoes it."),
+        ("enable", cmd_enable, "undo 'disable'",
+         "Undo 'disable', for every package or for NAME. The opt-out variables (DO_NOT_TRACK, ...) still win."),
+    ):
+        sub = command(name, func, summary, description)
+        if sub:
+            sub.add_argument("--package", metavar="NAME", help="only this package")
+
+    command("forget", cmd_forget, "delete what this user's state remembers (not the saved setting)",
+            "Delete the record of pings sent, the once-a-day stamps, back-offs and 410 Gone endpoints kept in the "
+            "state directory. The saved setting of 'disable'/'enable' is kept.")
 
     sub = command("init", cmd_init, "add the autoping call to a package and write TELEMETRY.md",
                   "Add the autoping call to PACKAGE_DIR/__init__.py (after its imports, formatted so that ruff and "

@@ -84,6 +84,8 @@ DESCRIPTIONS = {
                  "(`jupyter`, `interactive`, `script`)",
     "ci": "whether it runs in continuous integration (`true`/`false`)",
     "autoping_version": "the version of scarf-autoping",
+    "first_run": "whether this is the first ping of this version of the package from this environment "
+                 "(`true`/`false`; remembered on this machine, in the state directory, never as an ID)",
 }
 
 

@@ -33,7 +33,7 @@ SCRIPT = str(Path(sys.executable).parent / "scarf-autoping")
 ARCH = normalize_arch(platform.machine(), 64 if sys.maxsize > 2**32 else 32)
 
 
-COMMANDS = ("facts", "preview", "send", "status", "init", "collect", "report", "demo")
+COMMANDS = ("facts", "preview", "send", "status", "disable", "enable", "forget", "init", "collect", "report", "demo")
 
 
 ROUTE = "/t/{package}/{version}/{platform}{?python,arch}"

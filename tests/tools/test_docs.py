@@ -81,6 +81,7 @@ def _facts() -> list[str]:
 def blur(line: str, facts: list[str], port: int, cwd: Path) -> str:
     """``line`` with what differs between machines and runs replaced by placeholders."""
     line = line.replace(str(cwd), "/DIR").replace("/home/me/my-pkg", "/DIR").replace("/home/me", "/DIR")
+    line = line.replace(str(cwd.parent), "/DIR")  # HOME: where the state directory is (issue 18)
     line = line.replace(str(port), "8750")
     for word in facts:
         line = re.sub(rf"(?<![\w.]){re.escape(word)}(?![\w])", "F", line)

@@ -190,12 +190,15 @@ def test_status_names_the_distribution_or_says_why_there_is_none(site):
     assert found.returncode == 0, found
     assert found.stdout.splitlines() == [
         "on for acme_w: no opt-out variable is set and no CI is detected",
+        "decided by: the default",
         ("opt out with any of: DO_NOT_TRACK=1, SCARF_NO_ANALYTICS=1, SCARF_ANALYTICS=false, ACME_W_NO_ANALYTICS=1, "
-        "ACME_WIDGETS_NO_ANALYTICS=1"),
+        "ACME_WIDGETS_NO_ANALYTICS=1, or for good: scarf-autoping disable --package acme_w"),
         "pings carry package 'acme-widgets', version '2.0' (the installed distribution)",
+        # No HOME in child_env(): no state directory (issue 18).
+        "state: none kept (SCARF_AUTOPING_STATE_DIR is empty, or there is no home directory)",
     ]
     missing = cli("status", "--package", "acme", env=child_env(site))
-    assert missing.stdout.splitlines()[-1] == (
+    assert missing.stdout.splitlines()[-2] == (
         "note: no installed distribution is named 'acme', so {version} is 'unknown'; did you mean 'acme-widgets'?")
     off = cli("status", "--package", "acme_w", env=child_env(site, ACME_WIDGETS_NO_ANALYTICS="1"))
     assert off.stdout.startswith("off for acme_w: ACME_WIDGETS_NO_ANALYTICS is set"), off
