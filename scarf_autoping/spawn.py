@@ -443,11 +443,12 @@ def _settings_pipe(message: bytes) -> "int | None":
             low.append(read_end)
             read_end = _posix.dup(read_end)
     except OSError:
-        low.append(read_end)
+        if read_end not in low:  # a failed dup() leaves read_end as the number already listed
+            low.append(read_end)
         read_end = None
     finally:
         _close(write_end)
-        for fd in low:
+        for fd in low:  # each once: a number closed twice may be the host's by then
             _close(fd)
     return read_end
 
