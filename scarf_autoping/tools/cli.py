@@ -957,7 +957,7 @@ def quick_send(argv: Sequence[str]) -> _SendArgs | None:
     abbreviation, ``-qv``, ``--``, a missing or bad value, a second ``TEMPLATE``, no
     ``--detach``) returns None, and argparse parses the command line as it always has,
     with its own messages. What is accepted here is what argparse would make of it,
-    repeats included (the last value wins; ``--var`` adds up): ``tests/test_cli.py``
+    repeats included (the last value wins; ``--var`` adds up): ``tests/tools/test_cli.py``
     checks that against argparse itself. The rest (``--body``, the template, the
     variables, the opt-outs) is checked by :func:`cmd_send` on either path, so a mistake
     is the same one line and exit 2.
