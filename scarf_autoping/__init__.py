@@ -310,16 +310,19 @@ def _preparer(
 
     def prepare() -> "tuple[str | None, str | None]":
         """``(url, remark)``, or ``(None, why not)`` when the distribution's own variable opts out."""
-        from . import facts, naming, state
+        from . import facts, naming
 
         off, remark = naming.background(ping.package, version is not None, os.environ)
         if off is not None:
             return None, off
         values = facts.variables(ping.package, version, ci, extra, interface=interface)
-        ticket = state.claim(spec, values)  # state: once_per, {first_run}, 410, back-off
-        tickets[:] = [ticket]  # state:
-        if ticket.skip is not None:  # state:
-            return None, ticket.skip  # state:
+        if spec.get("state"):  # state: once_per, {first_run}, 410, back-off
+            from . import state  # state:
+
+            ticket = state.claim(spec, values)  # state:
+            tickets[:] = [ticket]  # state:
+            if ticket.skip is not None:  # state:
+                return None, ticket.skip  # state:
         url = expand(template, values)
         ping.url = url
         return url, remark
@@ -329,14 +332,18 @@ def _preparer(
 
 def _sender(timeout: float, spec: dict, tickets: list) -> object:
     def send(prepared: object) -> "tuple[str, str | None, float | None]":
-        from . import naming, state, transport
+        from . import naming, transport
 
         url, remark = prepared  # type: ignore[misc]
         if url is None:
             return "disabled", remark, None
         result = transport.send("GET", str(url), timeout=timeout, headers={"User-Agent": transport.user_agent()})
-        state.after_attempt(spec, tickets.pop() if tickets else None, result.status_code, str(url),  # state:
-                            delivered=result.delivered, outcome=result.describe(), retry_after=result.retry_after)
+        if spec.get("state"):  # state: remember the attempt (record, stamp, back-off, 410)
+            from . import state  # state:
+
+            state.after_attempt(spec, tickets.pop() if tickets else None, result.status_code, str(url),  # state:
+                                delivered=result.delivered, outcome=result.describe(),  # state:
+                                retry_after=result.retry_after)  # state:
         if result.delivered:
             return "sent", naming.with_remark(result.describe(), remark), None
         from . import retry

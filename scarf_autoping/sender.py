@@ -141,11 +141,12 @@ def _attempt(job: dict) -> "tuple[str, str | None, str | None, float | None]":
                 return "disabled", off, None, None
             values = facts.variables(job["package"], job.get("version"), bool(job.get("ci")), job.get("variables"),
                                      interface=job.get("interface"))
-            from scarf_autoping import state  # state:
+            if job.get("state"):  # state: once_per, {first_run}, 410, back-off (pings of autoping() only)
+                from scarf_autoping import state  # state:
 
-            ticket = state.claim(job, values)  # state: once_per, {first_run}, 410, back-off
-            if ticket.skip is not None:  # state:
-                return "disabled", ticket.skip, None, None  # state:
+                ticket = state.claim(job, values)  # state:
+                if ticket.skip is not None:  # state:
+                    return "disabled", ticket.skip, None, None  # state:
             url = expand(job["template"], values)
             # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
             headers = {"User-Agent": transport.user_agent(), **(job.get("headers") or {})}

@@ -466,11 +466,13 @@ def _dispatch(batch: "list[Job]") -> None:
     While the host handles SIGCHLD itself, no process of ours is started (see
     :func:`_host_reaps`): its pings are sent from the host too.
     """
-    from . import state  # state: an endpoint that answered 410 Gone or is backed off gets no sender
-
-    kept = []  # state:
+    kept = []  # state: an endpoint that answered 410 Gone or is backed off gets no sender
     for job in batch:  # state:
-        why = state.suppressed(job.spec)  # state:
+        why = None  # state:
+        if job.spec.get("state"):  # state: only pings of autoping(), and only with a state directory
+            from . import state  # state:
+
+            why = state.suppressed(job.spec)  # state:
         if why is None:  # state:
             kept.append(job)  # state:
             continue  # state:
