@@ -457,10 +457,14 @@ class Engine:
 
     def dispatch(self, batch: "list[Job]") -> None:
         """Send ``batch``: through one detached sender where it may, else from the host."""
-        from . import plans, state
+        from . import plans
 
-        stopped = [(job, state.suppressed(job.spec)) for job in batch]  # an endpoint backed off, or gone (410)
-        stopped = [(job, why) for job, why in stopped if why is not None]
+        stopped: "list[tuple[Job, str]]" = []
+        if any(job.spec.get("state") for job in batch):  # pings of autoping(), with a state directory
+            from . import state
+
+            # An endpoint in a back-off, or gone (410): no sender for it.
+            stopped = [(job, why) for job in batch if (why := state.suppressed(job.spec)) is not None]
         if stopped:
             with self.lock:
                 self.unplace([job for job, _ in stopped])

@@ -266,7 +266,7 @@ def _hold(directory: str, spec: "Mapping[str, object]", sent: float, until: floa
     if path is None:
         return
     old_sent, _, _ = policy.parse_hold(read(path, 256), _now())
-    if write(path, f"{int(sent or old_sent)} {int(until)} {why or '-'}\n".encode("ascii")):
+    if write(path, policy.hold_text(sent or old_sent, 0 if why == "gone" else until, why)):
         _prune(os.path.dirname(path))
 
 
@@ -284,7 +284,7 @@ def _unhold(directory: str, why: str) -> None:
         path = _join(folder, name)
         sent, until, old = policy.parse_hold(read(path, 256), now)
         if old == why:
-            write(path, f"{int(sent)} 0 -\n".encode("ascii"))
+            write(path, policy.hold_text(sent, 0, "-"))
 
 
 def suppressed(spec: "Mapping[str, object]") -> "str | None":

@@ -134,15 +134,19 @@ def test_held_reads_the_note(tmp_path):
         Path(path).write_text(text)
         return policy.held(directory, "pkg", "k1", "day", False)
 
-    assert note(f"{now - 3600} 0 -") is not None  # delivered an hour ago
-    assert note(f"{now - 90000} 0 -") is None  # more than a day ago
-    assert note(f"{now + 86400 * 3} 0 -") is None  # in the future: garbage
-    assert note(f"0 {now + 600} backoff") is not None
+    def text(sent: float, until: float, why: str) -> str:
+        return policy.hold_text(sent, until, why).decode()
+
+    assert note(text(now - 3600, 0, "-")) is not None  # delivered an hour ago
+    assert note(text(now - 90000, 0, "-")) is None  # more than a day ago
+    assert note(text(now + 86400 * 3, 0, "-")) is None  # in the future: garbage
+    assert note(text(0, now + 600, "backoff:ab")) is not None
     assert policy.held(directory, "pkg", "k1", "day", True) is None  # a ping that retries keeps its schedule
-    assert note(f"0 {now + 86400 * 30} backoff") is None  # more than a day ahead: garbage
-    assert "410" in note("0 0 gone")
+    assert note(text(0, now + 86400 * 30, "backoff")) is None  # more than a day ahead: garbage
+    assert note(f"{now - 3600} 0 -") is None  # not 12 digits: garbage
+    assert "410" in note(text(0, 0, "gone"))
     assert policy.held(directory, "pkg", "k1", "day", True) is not None  # 410 stops retrying pings too
-    assert note(f"{now - 3600} 0 -") is not None
+    assert note(text(now - 3600, 0, "-")) is not None
     assert policy.held(directory, "pkg", "k1", "process", False) is None
     assert policy.held(directory, "pkg", "k2", "day", False) is None
     assert policy.held(None, "pkg", "k1", "day", False) is None
