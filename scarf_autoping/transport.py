@@ -85,12 +85,28 @@ def _no_auth(request: object) -> object:
     return request
 
 
-def warm_up() -> None:
+#: Set by the detached sender (``warm_up(light=True)``): :func:`send` then sends what
+#: :mod:`scarf_autoping.light` covers (a ping's ``GET``) without ``requests``.
+_light = [False]
+
+
+def warm_up(light: bool = False) -> None:
     """Import everything :func:`send` needs, so nothing is imported lazily mid-request.
 
     The worker calls this while holding its import lock, so that a host forking at that
     moment waits instead of giving its child a half-held import lock.
+
+    ``light`` (the detached sender only, a process of ours where nothing forks): from now
+    on :func:`send` sends the requests :mod:`scarf_autoping.light` covers itself, and
+    ``requests`` is imported only when a request needs it (an event, a proxy it does not
+    cover), on the job's own thread.
     """
+    if light:
+        from . import light as light_client
+
+        light_client.warm_up()
+        _light[0] = True
+        return
     import encodings.idna  # noqa: F401  - socket.getaddrinfo imports it lazily on first use
     import json  # noqa: F401  - events encode their body with it
 
@@ -114,7 +130,7 @@ def total_seconds(timeout: float | tuple[float, float]) -> float:
     return float(timeout)
 
 
-class _Budget:
+class Budget:
     """The deadlines of the request running on this thread (monotonic seconds).
 
     ``connect``: by when connecting (TCP, proxy tunnel, TLS handshake) must be done.
@@ -168,13 +184,13 @@ def _machinery() -> dict[str, object]:
 
     local = threading.local()
 
-    def budget() -> _Budget | None:
+    def budget() -> Budget | None:
         return getattr(local, "budget", None)
 
     class _DeadlineFile(io.RawIOBase):
         """The response's raw stream: every ``recv`` waits at most the time left."""
 
-        def __init__(self, raw: io.RawIOBase, sock: object, plan: _Budget) -> None:
+        def __init__(self, raw: io.RawIOBase, sock: object, plan: Budget) -> None:
             super().__init__()
             self._raw = raw
             self._sock = sock
@@ -197,7 +213,7 @@ def _machinery() -> dict[str, object]:
     class _SocketView:
         """What ``http.client.HTTPResponse`` asks of a socket: ``makefile`` (deadline-bound)."""
 
-        def __init__(self, sock: object, plan: _Budget) -> None:
+        def __init__(self, sock: object, plan: Budget) -> None:
             self._sock = sock
             self._plan = plan
 
@@ -354,7 +370,7 @@ class Client:
             session = self._session()
             user, password = get_auth_from_url(url)
             auth = (user, password) if user or password else _no_auth
-            plan = _Budget(timeout)
+            plan = Budget(timeout)
             local.budget = plan  # type: ignore[attr-defined]
             if isinstance(timeout, (tuple, list)):
                 u3timeout = Timeout(connect=float(timeout[0]), read=float(timeout[1]))
@@ -378,7 +394,7 @@ class Client:
         except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
             # Exception, not BaseException: Ctrl-C during a synchronous event must still
             # interrupt the caller. (On the worker thread, the worker catches everything.)
-            return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
+            return Result(None, describe_error(exc), (time.perf_counter() - started) * 1000)
         finally:
             if local is not None:
                 local.budget = None  # type: ignore[attr-defined]
@@ -436,7 +452,16 @@ def send(
     closed), proxies from the environment are honoured, ``~/.netrc`` is not consulted,
     and ``timeout`` bounds the whole exchange, DNS resolution aside (callers bound their
     own waits). See :meth:`Client.send`.
+
+    In the detached sender (see :func:`warm_up`), a request :mod:`scarf_autoping.light`
+    covers is sent by it instead, with the same outcome.
     """
+    if _light[0]:
+        from . import light
+
+        result = light.send(method, url, timeout=timeout, headers=headers, body=body)
+        if result is not None:
+            return result
     return Client().send(method, url, timeout=timeout, headers=headers, body=body, keep_alive=False)
 
 
@@ -458,7 +483,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def _describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A short, path-free description of a failure (the exception class and its category)."""
     name = type(exc).__name__
     text = str(exc)
