@@ -5,17 +5,18 @@ identifies a person (no host name, user name, path or hardware address). Every v
 a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf drops
 events with empty path segments.
 
-The platform facts are collected once per process and cached. Collection imports
-``platform``, ``distro`` and :mod:`.machine`, so it runs in the sender or on the background
-worker, never on the thread that imports the host package, except :func:`interface`.
+Each platform fact is read once per process, when first needed, and cached: a template
+that does not name ``{distro}`` never imports ``distro``. Reading imports ``platform``,
+``distro`` and :mod:`.machine`, so it runs in the sender or on the background worker,
+never on the thread that imports the host package, except :func:`interface`.
 """
 
-__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "platform_facts",
-           "scarf_platform", "variables"]
+__all__ = ["BUILTIN_NAMES", "INTERFACES", "PLATFORM_NAMES", "UNKNOWN", "clean", "collect", "interface",
+           "platform_facts", "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 UNKNOWN = "unknown"
 
@@ -67,7 +68,8 @@ _SCARF_PLATFORMS = {
     "java": "java",
 }
 
-_cache: "dict[str, str] | None" = None
+#: The platform facts read so far in this process (see :func:`platform_facts`).
+_cache: "dict[str, str]" = {}
 
 
 def clean(value: object) -> str:
@@ -140,38 +142,111 @@ def interface() -> str:
     return "script"
 
 
-def collect() -> dict[str, str]:
-    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
+#: The platform facts: every built-in variable but ``package``, ``version`` and ``ci``, in
+#: the order :func:`collect` returns them.
+PLATFORM_NAMES = (
+    "os",
+    "platform",
+    "os_version",
+    "python",
+    "python_implementation",
+    "distro",
+    "distro_version",
+    "interface",
+    "autoping_version",
+    "python_minor",
+    "free_threaded",
+    "arch",
+    "machine",
+    "container",
+    "libc",
+    "libc_version",
+)
+#: The facts :mod:`.machine` computes.
+_MACHINE_NAMES = ("python_minor", "free_threaded", "arch", "machine", "container", "libc", "libc_version")
+
+
+def collect(names: "Iterable[str] | None" = None) -> "dict[str, str]":
+    """Read the platform facts named in ``names`` (all of them by default). Not cached; see :func:`platform_facts`.
+
+    Only what a name needs is read: ``distro`` (and its import) only for ``distro`` and
+    ``distro_version``, :mod:`.machine` only for its facts, and so on. Each value is the
+    one a collection of all of them gives.
+    """
+    wanted = set(PLATFORM_NAMES if names is None else names)
     import platform
 
-    from . import __version__, machine
+    from . import __version__
 
-    system = _safe(platform.system)
-    try:
-        distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
-    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
-        distro_id, distro_version = UNKNOWN, UNKNOWN
-    values = {
-        "os": system,
-        "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
-        "os_version": _safe(_os_version, platform, system),
-        "python": _safe(platform.python_version),
-        "python_implementation": _safe(platform.python_implementation),
-        "distro": distro_id,
-        "distro_version": distro_version,
-        "interface": interface(),
-        "autoping_version": __version__,
-    }
-    values.update(machine.collect(system, _safe(platform.machine), values["python"], values["os_version"]))
-    return values
+    memo: dict[str, str] = {}
+
+    def system() -> str:
+        if "os" not in memo:
+            memo["os"] = _safe(platform.system)
+        return memo["os"]
+
+    def os_version() -> str:
+        if "os_version" not in memo:
+            memo["os_version"] = _safe(_os_version, platform, system())
+        return memo["os_version"]
+
+    def python() -> str:
+        if "python" not in memo:
+            memo["python"] = _safe(platform.python_version)
+        return memo["python"]
+
+    values: dict[str, str] = {}
+    for name in PLATFORM_NAMES:
+        if name not in wanted or name in values:
+            continue
+        if name == "os":
+            values[name] = system()
+        elif name == "platform":
+            values[name] = scarf_platform(system()) if system() != UNKNOWN else UNKNOWN
+        elif name == "os_version":
+            values[name] = os_version()
+        elif name == "python":
+            values[name] = python()
+        elif name == "python_implementation":
+            values[name] = _safe(platform.python_implementation)
+        elif name in ("distro", "distro_version"):
+            try:
+                pair = _distro_facts() if system() != "Windows" else (UNKNOWN, UNKNOWN)
+            except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+                pair = UNKNOWN, UNKNOWN
+            for key, value in zip(("distro", "distro_version"), pair):
+                if key in wanted:
+                    values[key] = value
+        elif name == "interface":
+            values[name] = interface()
+        elif name == "autoping_version":
+            values[name] = __version__
+        elif name in _MACHINE_NAMES:
+            from . import machine
+
+            needed = [n for n in _MACHINE_NAMES if n in wanted]
+            arch_or_machine = "arch" in wanted or "machine" in wanted
+            values.update(machine.collect(
+                system() if "arch" in wanted or "container" in wanted else UNKNOWN,
+                _safe(platform.machine) if arch_or_machine else UNKNOWN,
+                python() if "python_minor" in wanted else UNKNOWN,
+                os_version() if "container" in wanted else UNKNOWN,
+                names=needed,
+            ))
+    return {name: values[name] for name in PLATFORM_NAMES if name in values}
 
 
-def platform_facts() -> dict[str, str]:
-    """The platform facts, collected once per process (a copy, so callers may change it)."""
-    global _cache
-    if _cache is None:
-        _cache = collect()
-    return dict(_cache)
+def platform_facts(names: "Iterable[str] | None" = None) -> "dict[str, str]":
+    """The platform facts named in ``names`` (all by default), each read once per process (a copy).
+
+    A fact is read the first time it is asked for: a ping whose template names only
+    ``{platform}`` and ``{python}`` never imports ``distro``.
+    """
+    wanted = [n for n in PLATFORM_NAMES if names is None or n in set(names)]
+    missing = [n for n in wanted if n not in _cache]
+    if missing:
+        _cache.update(collect(missing))
+    return {name: _cache[name] for name in wanted}
 
 
 def variables(
@@ -181,19 +256,22 @@ def variables(
     extra: "Mapping[str, str] | None" = None,
     *,
     interface: "str | None" = None,
+    names: "Iterable[str] | None" = None,
 ) -> "dict[str, str]":
     """Every template variable for one ping: platform facts, package, version, ci, author values.
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for
     ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
     :func:`scarf_autoping.naming.resolve`. ``interface``: the host's (see :func:`interface`);
-    ``None``: this process's.
+    ``None``: this process's. ``names``: the variables the template uses
+    (:func:`scarf_autoping.template.variable_names`); then only those platform facts are
+    read (computing the others would be waste), the rest as always.
     """
     from . import naming
 
     resolved = naming.resolve(package)
-    values = platform_facts()
-    if interface is not None:
+    values = platform_facts(names)
+    if interface is not None and "interface" in values:
         values["interface"] = interface if interface in INTERFACES else UNKNOWN
     values["package"] = clean(resolved.name)
     values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)

@@ -78,7 +78,7 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
     import os
 
     from . import facts, naming, transport
-    from .template import expand
+    from .template import expand, variable_names
 
     package = str(spec["package"])
     version = spec.get("version")
@@ -88,9 +88,11 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
         return Outcome("disabled", off)
     extra = spec.get("variables")
     interface = spec.get("interface")
+    template = str(spec["template"])
     values = facts.variables(package, version, bool(spec.get("ci")), extra if isinstance(extra, dict) else None,
-                             interface=interface if isinstance(interface, str) else None)
-    url = expand(str(spec["template"]), values)
+                             interface=interface if isinstance(interface, str) else None,
+                             names=variable_names(template))  # h-light: only the facts the template uses
+    url = expand(template, values)
     # Optional "headers" and "body" (a JSON text): a templated POST from `scarf-autoping send --detach`.
     headers = {"User-Agent": transport.user_agent()}
     more = spec.get("headers")
