@@ -173,6 +173,8 @@ def _read_metadata(info: str) -> str | None:
                 text = f.read()
         except FileNotFoundError:
             continue
+        except (OSError, UnicodeError):  # importlib.metadata raises or says nothing: let it
+            return None
         if text:
             return text
     return None
