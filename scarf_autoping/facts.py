@@ -100,13 +100,71 @@ def _os_version(platform_mod: object, system: str) -> str:
     return platform_mod.release()  # type: ignore[attr-defined]
 
 
+#: The modules ``distro`` imports at its top but uses only for its command line
+#: (``argparse``, ``logging``) and to run ``lsb_release``, ``uname`` and ``oslevel``
+#: (``subprocess``), which are never run here: 12 ms of its 19 on a small machine.
+_DISTRO_UNUSED = ("argparse", "logging", "subprocess")
+#: Set in the detached sender only (see :func:`lean`).
+_lean = [False]
+
+
+def lean() -> None:
+    """Import ``distro`` without :data:`_DISTRO_UNUSED` from now on: for the detached sender only.
+
+    The sender is a process of ours that imports nothing else and never calls what those
+    modules serve. In a host, whose own code may use ``distro`` in full, ``distro`` is
+    always imported as it is.
+    """
+    _lean[0] = True
+
+
+def _lean_distro() -> object:
+    """``import distro`` with empty stand-ins for :data:`_DISTRO_UNUSED` during its import only.
+
+    The stand-ins leave ``sys.modules`` at once (a later ``import logging`` gets the real
+    one); ``distro`` keeps them, which only its command line and its subprocesses would
+    notice. A ``distro`` that needs them at import fails here, and is imported in full.
+    """
+    import sys
+
+    if "distro" in sys.modules:
+        return sys.modules["distro"]
+    added = [name for name in _DISTRO_UNUSED if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = type(sys)(name)
+    try:
+        import distro
+    except Exception:  # it needs them after all: the caller imports it in full
+        sys.modules.pop("distro", None)
+        sys.modules.pop("distro.distro", None)
+        raise
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+    return distro
+
+
 def _distro_facts() -> tuple[str, str]:
     """``distro.id()`` and ``distro.version()``, without spawning any subprocess.
 
     ``lsb_release``, ``uname`` and ``oslevel`` are not run: a subprocess from a
     background thread of somebody else's program is a fork hazard, and the release
-    files say enough.
+    files say enough. In the detached sender (:func:`lean`), ``distro`` is imported
+    without the modules only those need; should that fail in any way, it is imported
+    and asked again in full, so the values are the same.
     """
+    if _lean[0]:
+        try:
+            lean_distro = _lean_distro()
+            info = lean_distro.LinuxDistribution(  # type: ignore[attr-defined]
+                include_lsb=False, include_uname=False, include_oslevel=False)
+            return clean(info.id()), clean(info.version(best=False))
+        except Exception:  # noqa: BLE001 - anything at all: the full import, as everywhere else
+            import sys
+
+            for name in ("distro", "distro.distro"):
+                sys.modules.pop(name, None)
+            _lean[0] = False
     import distro
 
     info = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)

@@ -54,7 +54,7 @@ What ``requests`` does for such a ``GET``, done here the same way:
   ``ConnectTimeout``, ``ReadTimeout``, ``ProxyError``, ``SSLError``, ``InvalidHeader``) for
   the same failure at the same step, and a text with the same telling words.
 
-Imports: ``socket`` always; ``ssl`` and ``certifi`` for ``https`` only; ``urllib.parse``
+Imports: ``_socket`` always (``socket`` itself with ``ssl`` and ``certifi``, for ``https`` only); ``urllib.parse``
 for a redirect only; never ``http.client``, ``email`` or ``urllib.request`` (on Linux).
 """
 
@@ -115,8 +115,9 @@ class Plan:
 
 
 def warm_up() -> None:
-    """Import what every ping needs (``socket``; ``encodings.idna`` is never needed: hosts go as bytes)."""
-    import socket  # noqa: F401
+    """Import what every ping needs: ``_socket`` (no ``socket`` module, no ``selectors``, for plain HTTP;
+    ``encodings.idna`` is never needed either: host names go to ``getaddrinfo`` as bytes)."""
+    import _socket  # noqa: F401
 
 
 # --- is it covered? -------------------------------------------------------------------
@@ -307,7 +308,7 @@ def _system_proxies() -> "tuple[dict[str, str], object]":
 
 def _ipv4(text: str) -> "int | None":
     """``socket.inet_aton(text)`` as a number, None when it is no IPv4 address (``requests.utils.is_ipv4_address``)."""
-    import socket
+    import _socket as socket
 
     try:
         return int.from_bytes(socket.inet_aton(text), "big")
@@ -468,12 +469,6 @@ class _Failure(Exception):
 def _is_ssl(exc: BaseException) -> bool:
     ssl = sys.modules.get("ssl")
     return ssl is not None and isinstance(exc, ssl.SSLError)
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    import socket
-
-    return isinstance(exc, socket.timeout)
 
 
 def _aborted(exc: BaseException) -> _Failure:
@@ -652,18 +647,22 @@ def _after_redirect(location: str) -> None:
 
 def _connect(host: str, port: int, timeout: float) -> object:
     """urllib3's ``create_connection``: every address in turn, ``TCP_NODELAY``, each with ``timeout``."""
-    import socket
+    import _socket as socket
 
     family = _cache.get("family")
     if family is None:
         family = socket.AF_INET
         if socket.has_ipv6:
+            probe = None
             try:
-                with socket.socket(socket.AF_INET6) as probe:
-                    probe.bind(("::1", 0))
+                probe = socket.socket(socket.AF_INET6)
+                probe.bind(("::1", 0))
                 family = socket.AF_UNSPEC
             except Exception:  # noqa: BLE001 - urllib3's HAS_IPV6 probe
                 pass
+            finally:
+                if probe is not None:
+                    probe.close()
         _cache["family"] = family
     error: OSError | None = None
     for af, socktype, proto, _, address in socket.getaddrinfo(host.encode("ascii"), port, family, socket.SOCK_STREAM):
@@ -765,7 +764,7 @@ def _exchange(planned: Plan, timeout: "float | tuple[float, float]") -> "tuple[i
     def via_proxy(inner: str) -> str:
         return caused + f"ProxyError('Unable to connect to proxy', {inner}))"
 
-    import socket
+    import _socket as socket
 
     # Connect: each address gets the connect timeout, never beyond the connect budget.
     wait = min(connect_value, max(0.001, budget.connect - time.monotonic()))
@@ -837,7 +836,7 @@ def _exchange(planned: Plan, timeout: "float | tuple[float, float]") -> "tuple[i
 
 def _secure(sock: object, planned: Plan, budget: "transport.Budget", read_timed_out: str) -> object:
     """Through the tunnel when there is a proxy, then the TLS handshake; failures named as requests names them."""
-    import socket
+    import _socket as socket
 
     if planned.proxy is not None:
         try:
@@ -858,11 +857,18 @@ def _secure(sock: object, planned: Plan, budget: "transport.Budget", read_timed_
         context = _tls_context(planned.verify or "")
     except Exception as exc:  # noqa: BLE001 - urllib3 raises its SSLError for a bundle it cannot load
         raise _Failure("SSLError", caused + f"{exc!r}))") from None
+    import socket as socket_module  # ssl wraps a socket.socket: the connection becomes one
+
+    wait = sock.gettimeout()  # type: ignore[attr-defined]
+    whole = socket_module.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())  # type: ignore[attr-defined]
+    whole.settimeout(wait)
     try:
-        return context.wrap_socket(sock, server_hostname=planned.host)  # type: ignore[attr-defined]
+        return context.wrap_socket(whole, server_hostname=planned.host)  # type: ignore[attr-defined]
     except socket.timeout:
+        whole.close()
         raise _Failure("ReadTimeout", read_timed_out) from None
     except OSError as exc:
+        whole.close()
         if _is_ssl(exc):
             raise _Failure("SSLError", caused + f"{exc!r}))") from None
         raise _aborted(exc) from None
@@ -870,8 +876,8 @@ def _secure(sock: object, planned: Plan, budget: "transport.Budget", read_timed_
 
 def _write(sock: object, data: bytes, budget: "transport.Budget") -> None:
     """Send the request within the budget; a peer that closed already is found out when reading (as urllib3 does)."""
+    import _socket as socket
     import errno
-    import socket
 
     try:
         sock.settimeout(budget.left(budget.deadline))  # type: ignore[attr-defined]

@@ -99,12 +99,15 @@ def warm_up(light: bool = False) -> None:
     ``light`` (the detached sender only, a process of ours where nothing forks): from now
     on :func:`send` sends the requests :mod:`scarf_autoping.light` covers itself, and
     ``requests`` is imported only when a request needs it (an event, a proxy it does not
-    cover), on the job's own thread.
+    cover), on the job's own thread; and ``distro`` is imported lean
+    (:func:`scarf_autoping.facts.lean`).
     """
     if light:
+        from . import facts
         from . import light as light_client
 
         light_client.warm_up()
+        facts.lean()
         _light[0] = True
         return
     import encodings.idna  # noqa: F401  - socket.getaddrinfo imports it lazily on first use

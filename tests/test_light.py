@@ -523,7 +523,8 @@ sys.path.insert(0, settings["home"])
 from scarf_autoping import sender
 leave = os._exit
 def report(code):
-    heavy = ("requests", "urllib3", "importlib.metadata", "email", "http.client", "urllib.request", "distro")
+    heavy = ("requests", "urllib3", "importlib.metadata", "email", "http.client", "urllib.request", "distro", "socket",
+             "ssl", "logging", "subprocess", "argparse")
     os.write(1, json.dumps(sorted(m for m in heavy if m in sys.modules)).encode())
     leave(code)
 os._exit = report
@@ -563,6 +564,18 @@ def test_the_sender_imports_distro_only_for_a_template_that_names_it(site):
         assert len(collector.expect(1)) == 1
     finally:
         collector.close()
+
+
+def test_distro_imported_lean_in_the_sender_says_what_it_says_in_full():
+    code = ("import json, sys\nfrom scarf_autoping import facts\nfull = facts._distro_facts()\n"
+            "for name in ('distro', 'distro.distro', 'logging', 'subprocess', 'argparse'): sys.modules.pop(name, None)\n"
+            "facts.lean()\nlean = facts._distro_facts()\n"
+            "print(json.dumps([full, lean, sorted(m for m in ('logging', 'subprocess', 'argparse') if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    full, lean, loaded = json.loads(proc.stdout)
+    assert lean == full and loaded == []
 
 
 def test_the_sender_goes_through_the_environments_proxy_without_requests(site, proxy):
