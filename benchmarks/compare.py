@@ -35,7 +35,12 @@ Four hosts, every variant once per round in a fresh random order:
 * CPU-bound: import, then a fixed pure-Python loop (~200 ms), timed together;
 * dead collector (accepts, never answers): the short-lived host again, fewer rounds;
 * long-lived: import, then ``time.sleep(1.5)``: the ping goes out *during* the host's
-  life (the in-life detached sender path); the host prints its ``Ping.status`` at the end.
+  life (the in-life detached sender path); the host prints its ``Ping.status`` at the end;
+* the machine's CPU (issue 18): the short-lived host again, each in a cgroup of its own
+  (Linux, cgroup v2; see ``_common.CpuGroup``), so that the CPU of every process it starts
+  is counted, the detached sender included, however long it outlives its host: the total
+  once the group is empty. Where no cgroup can be made, ``getrusage(RUSAGE_CHILDREN)``
+  around the host and the orphans waited for gives the same sum.
 
 This process is the child subreaper of everything it starts (Linux): the detached
 senders a host leaves behind are re-parented here, waited for before the next child
@@ -54,7 +59,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -155,13 +162,35 @@ def scarf_body(name: str, url: str) -> str:
     )
 
 
+# --- issue 18 item 3 (once_per), built on another branch: a slot, measured once it exists ---------
+
+
+def once_per_supported() -> bool:
+    """Whether this build's ``autoping()`` takes ``once_per`` (issue 18 item 3)."""
+    import inspect
+
+    import scarf_autoping
+
+    try:
+        return "once_per" in inspect.signature(scarf_autoping.autoping).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def day_body(name: str, url: str) -> str:
+    return (f"from scarf_autoping import autoping; PING = autoping({name!r}, {url + TEMPLATE!r}, "
+            "once_per='day')\n")
+
+
 def scarf_sdk_installed() -> bool:
     """True when the PyPI package ``scarf-sdk`` (import name ``scarf``) is importable."""
     found = module_dir("scarf")
     return found is not None and (found / "event_logger.py").exists()
 
 
-def variants(with_scarf: bool) -> list[Variant]:
+def variants(with_scarf: bool, state_dir: str | None = None) -> list[Variant]:
+    """Every package compared; with ``state_dir`` (where ``once_per`` is built), ``once_per="day"``
+    with a fresh stamp: each package is imported once, unmeasured, before its measured run."""
     out = [
         Variant("plain", "nothing (baseline)", lambda n, u: "", pings=False),
         Variant("control", "nothing again (control: noise)", lambda n, u: "", pings=False),
@@ -175,6 +204,9 @@ def variants(with_scarf: bool) -> list[Variant]:
     ]
     if with_scarf:
         out.append(Variant("scarf", "Scarf SDK `ScarfEventLogger.log_event` at import", scarf_body))
+    if state_dir is not None:
+        out.append(Variant("day", "scarf-autoping, `once_per=\"day\"`, fresh stamp", day_body,
+                           {"SCARF_AUTOPING_STATE_DIR": state_dir}, pings=False, prime=True))
     return out
 
 
@@ -202,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds against the dead collector (default 9; each costs ~8 s)")
     parser.add_argument("--long-runs", type=int, default=5,
                         help="rounds of the long-lived host (default 5; each costs ~15 s; 0: skip it)")
+    parser.add_argument("--machine-runs", type=int, default=None,
+                        help="rounds of the machine-CPU host (default: as --runs; 0: skip it)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 rounds (2 dead, 2 long), shorter loop")
     parser.add_argument("--delay", type=float, default=0.05, help="collector answer delay in seconds (0.05)")
     parser.add_argument("--loop-ms", type=float, default=200.0, help="CPU-bound host loop length (200 ms)")
@@ -214,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     dead_runs = 2 if args.quick else min(args.dead_runs, runs)
     long_runs = min(2, args.long_runs) if args.quick else min(args.long_runs, runs)
     loop_ms = 100.0 if args.quick else args.loop_ms
+    machine_runs = min(runs, args.machine_runs) if args.machine_runs is not None else runs
 
     with_scarf = scarf_sdk_installed()
+    state_dir = tempfile.mkdtemp(prefix="scarf-autoping-bench-state-") if once_per_supported() else None
     reaper = Reaper()
     live = Collector(args.delay)
     dead = Collector(hang=True)
@@ -227,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         # it past its start-up (imports, connect), after which it only sleeps in recv().
         Kind("x", SHORT_CODE, dead, dead_runs, settle=0.4, warm=False),
         Kind("l", LONG_CODE, live, long_runs, warm=False),
+        # The machine's CPU: the short-lived host in a cgroup of its own, until all it started is gone.
+        Kind("m", SHORT_CODE, live, machine_runs, settle=5.0, machine=True),
     ]
-    bench = Bench(variants(with_scarf), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
+    bench = Bench(variants(with_scarf, state_dir), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
     started = time.monotonic()
     try:
         bench.prepare(("scarf_autoping", "scarf") if with_scarf else ("scarf_autoping",))
@@ -247,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.cleanup()
         live.close()
         dead.close()
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
 
     if args.json:
@@ -291,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "dead endpoint: in `atexit` +ms (median)",
     ]
     command = "python benchmarks/compare.py" + (" --quick" if args.quick else "")
-    if not args.quick and (runs, dead_runs, long_runs) != (21, 9, 5):
-        command += f" --runs {runs} --dead-runs {dead_runs} --long-runs {long_runs}"
+    if not args.quick and (runs, dead_runs, long_runs, machine_runs) != (21, 9, 5, 21):
+        command += f" --runs {runs} --dead-runs {dead_runs} --long-runs {long_runs} --machine-runs {machine_runs}"
     if args.no_settle:
         command += " --no-settle"
     settled = "waited for between children" if reaper.enabled and not args.no_settle else "not waited for"
@@ -322,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nLong-lived host (import, then `time.sleep({LONG_SLEEP:g})`): the ping goes out during its life.\n")
         print(table(["package does at import", "process wall time +ms (median / p90)", "`Ping.status` at the end",
                      "delivered while the host lived", "ping arrived, ms before the host exited (median)"], lrows))
+
+    machine = machine_table(bench, machine_runs)
+    if machine:
+        print(machine)
 
     def paired(kind: str, key: str, field: str | int = "value", ref: str = "plain") -> list[float]:
         return bench.paired(kind, key, ref, field)
@@ -353,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
          orphan_summary(in_situ), "reported"],
     ]
     print("\n" + table(["target (scarf-autoping, issue 8)", "limit", "measured (median / p90)", "verdict"], trows))
+    if machine_runs:
+        print("\n" + table(["target (issue 18, item 8)", "limit", "measured (median / p90)", "verdict"],
+                            machine_targets(bench, state_dir is not None)))
 
     print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`) "
           "and reaped here (`os.wait4`), and the senders the hosts above left behind:\n")
@@ -381,6 +428,67 @@ def main(argv: list[str] | None = None) -> int:
         for line in failures[:10]:
             print("  " + line)
     return 0
+
+
+def machine_table(bench: Bench, runs: int) -> str:
+    """The machine's CPU per host (everything it started included) and its senders' peak memory."""
+    if not runs:
+        return ""
+    groups = bench.groups
+    how = ("each host in a cgroup (v2) of its own, counted once the group was empty" if groups and groups.enabled
+           else "getrusage(RUSAGE_CHILDREN) around each host and the orphans waited for (no cgroup v2 here)")
+    rows = []
+    for v in bench.variants:
+        total = bench.values("m", v.key, "machine_cpu")
+        beyond = bench.paired("m", v.key, "plain", "machine_cpu")
+        orphans = bench.orphans("m", v.key)
+        rss = [o.maxrss for o in orphans if o.maxrss is not None]
+        cpu = [o.cpu for o in orphans if o.cpu is not None]
+        rows.append([
+            v.label,
+            median_p90(total, 1),
+            median_p90(beyond, 1),
+            f"{ms(median(cpu), 0)} ({len(orphans)})" if orphans else "-",
+            f"{median(rss):.1f} / {max(rss):.1f}" if rss else "-",
+        ])
+    return (f"\nThe machine's CPU per short-lived host (`python -c \"import pkg\"`), everything it started "
+            f"included ({how}); {runs} interleaved rounds:\n\n"
+            + table(["package does at import", "total CPU ms (median / p90)", "beyond a plain package ms (median / p90)",
+                     "of which processes left behind: CPU ms (count)", "their peak memory MiB (median / max)"], rows))
+
+
+def machine_targets(bench: Bench, once_per: bool) -> list[list[str]]:
+    """Issue 18 item 8: the one line's machine CPU against half the naive pattern's, and the goal."""
+    ours = bench.paired("m", "autoping", "plain", "machine_cpu")
+    naive = bench.paired("m", "sync", "plain", "machine_cpu")
+    half = median(naive) / 2 if naive else None
+    orphans = bench.orphans("m", "autoping")
+    rss = [o.maxrss for o in orphans if o.maxrss is not None]
+    rows = [
+        ["8. machine CPU of a short-lived host beyond a plain package: the one line",
+         f"half of `requests.get` at import's ({ms(half, 1)} ms)" if half is not None else "n/a",
+         median_p90(ours, 1), verdict(median(ours), half, p90(ours)) if half is not None else "not measured"],
+        ["8. ... the goal", "50 ms", median_p90(ours, 1), verdict(median(ours), 0.050, p90(ours))],
+        ["8. ... `requests.get(url, timeout=3)` at import, for reference", "-", median_p90(naive, 1), "reported"],
+        ["8. the detached sender's peak memory (median / max)", "reported",
+         f"{median(rss):.1f} / {max(rss):.1f} MiB" if rss else "n/a", "reported"],
+    ]
+    if once_per:
+        day_main = bench.paired("i", "day", "plain", IMPORT_LINE)
+        day_cpu = bench.paired("m", "day", "plain", "machine_cpu")
+        rows += [
+            target_row("3. `once_per=\"day\"`, fresh stamp: `import pkg` on the main thread beyond a plain package",
+                       "0.1 ms", day_main, 0.0001, 2),
+            target_row("3. `once_per=\"day\"`, fresh stamp: machine CPU beyond a plain package", "1 ms", day_cpu, 0.001, 2),
+        ]
+    else:
+        rows.append(["3. `once_per=\"day\"` with a fresh stamp (slot for issue 18 item 3)", "0.1 ms main thread; 1 ms CPU",
+                     "not in this build: `autoping()` has no `once_per` yet", "skipped"])
+    return rows
+
+
+def target_row(label: str, limit_text: str, values: list[float], limit: float, digits: int = 2) -> list[str]:
+    return [label, limit_text, median_p90(values, digits), verdict(median(values), limit, p90(values))]
 
 
 def orphan_cells(orphans: list[Orphan]) -> list[str]:
