@@ -24,9 +24,11 @@ What is here, and why:
   around the host and the orphans the :class:`Reaper` waited for (the same sum when
   nothing outlives the wait).
 * :class:`Bench` writes one package per (round, kind, variant) into a per-round site
-  directory, compiles them once, warms up once, then runs rounds in which the variants
-  are interleaved in a random order; results are paired per round so that differences
-  against the baseline cancel out the machine's slow drifts.
+  directory (children run in the benchmark's temporary directory: a ``python -c`` host
+  puts its working directory first on its path, and a checkout's ``scarf_autoping``
+  there would shadow the one under test), compiles them once, warms up once, then runs
+  rounds in which the variants are interleaved in a random order; results are paired per
+  round so that differences against the baseline cancel out the machine's slow drifts.
 
 Only the standard library and the installed project are needed: benchmarks do not
 import from ``tests/``.
@@ -147,7 +149,7 @@ class ChildRun:
 
 
 def run_child(code: str, env: dict[str, str], timeout: float = 60.0,
-              preexec_fn: Callable[[], None] | None = None) -> ChildRun:
+              preexec_fn: Callable[[], None] | None = None, cwd: Path | str | None = None) -> ChildRun:
     """Run ``python -c code`` with exactly ``env``; wall time measured around the process.
 
     The wall time ends when the child has exited *and* its stdout/stderr pipes are closed,
@@ -157,7 +159,7 @@ def run_child(code: str, env: dict[str, str], timeout: float = 60.0,
     started = time.perf_counter()
     try:
         proc = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
+                              check=False, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn, cwd=cwd)
     except subprocess.TimeoutExpired:
         ended = time.perf_counter()
         return ChildRun(-1, None, ended - started, "timed out", ended=ended)
@@ -529,7 +531,8 @@ def children_cpu() -> float:
 
 class Variant:
     """One throwaway package: ``body(name, collector_url)`` is its ``__init__`` source;
-    ``env`` is added to the child's environment (e.g. an opt-out variable)."""
+    ``env`` is added to the child's environment (e.g. an opt-out variable; ``{site}`` in a
+    value is the round's site directory, which is otherwise ``PYTHONPATH``)."""
 
     def __init__(self, key: str, label: str, body: Callable[[str, str], str], env: dict[str, str] | None = None,
                  pings: bool = True, prime: bool = False) -> None:
@@ -609,28 +612,29 @@ class Bench:
 
     def _run(self, kind: Kind, variant: Variant, rnd: str) -> ChildRun:
         name = package_name(variant, kind, rnd)
-        env = child_env(self._site(rnd), **variant.env)
+        site = str(self._site(rnd))
+        env = child_env(site, **{k: v.replace("{site}", site) for k, v in variant.env.items()})
         code = kind.code.format(name=name, loop=self.loop)
         if variant.prime:
-            primer = run_child(code, env)
+            primer = run_child(code, env, cwd=self.root)
             self.reaper.settle(primer.ended, kind.settle)
             self.reaper.drain(kind.settle)
         if not kind.machine:
-            run = run_child(code, env)
+            run = run_child(code, env, cwd=self.root)
             run.orphans = self.reaper.settle(run.ended, kind.settle if self.settle else 0.0)
             return run
         groups = self.groups
         if groups is not None and groups.enabled:
             group = groups.make()
             try:
-                run = run_child(code, env, preexec_fn=groups.joiner(group))
+                run = run_child(code, env, preexec_fn=groups.joiner(group), cwd=self.root)
                 run.orphans = self.reaper.settle(run.ended, kind.settle)
                 run.machine_cpu = groups.measure(group, kind.settle + 10.0, self.reaper)
             finally:
                 groups.remove(group)
             return run
         before = children_cpu()  # no cgroup: what we waited for, the host and the orphans it left us
-        run = run_child(code, env)
+        run = run_child(code, env, cwd=self.root)
         run.orphans = self.reaper.settle(run.ended, kind.settle)
         complete = self.reaper.enabled and all(o.cpu is not None for o in run.orphans)
         run.machine_cpu = children_cpu() - before if complete else None

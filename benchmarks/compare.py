@@ -50,8 +50,9 @@ memory, CPU time.
 
 Figures are medians and 90th percentiles of per-round paired differences. Last, the
 detached sender on its own: started with the library's own ``spawn.spawn()`` (its exact
-command line, ``python -I -S -c BOOTSTRAP``), its lifetime from spawn to exit and its
-peak memory (max RSS, from ``wait4``), against both collectors.
+command line, ``python -I -S -c BOOTSTRAP``, an orphan through ``/bin/sh`` as at a host's
+exit), its lifetime from spawn to exit, its peak memory (max RSS) and CPU, from ``wait4``
+as its subreaper, against both collectors.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from _common import (
     Reaper,
     Variant,
     calibrate_loop,
+    compile_tree,
     machine_line,
     median,
     median_p90,
@@ -188,9 +190,10 @@ def scarf_sdk_installed() -> bool:
     return found is not None and (found / "event_logger.py").exists()
 
 
-def variants(with_scarf: bool, state_dir: str | None = None) -> list[Variant]:
+def variants(with_scarf: bool, state_dir: str | None = None, baseline: str | None = None) -> list[Variant]:
     """Every package compared; with ``state_dir`` (where ``once_per`` is built), ``once_per="day"``
-    with a fresh stamp: each package is imported once, unmeasured, before its measured run."""
+    with a fresh stamp: each package is imported once, unmeasured, before its measured run;
+    with ``baseline``, the one line again with the ``scarf_autoping`` found in that directory."""
     out = [
         Variant("plain", "nothing (baseline)", lambda n, u: "", pings=False),
         Variant("control", "nothing again (control: noise)", lambda n, u: "", pings=False),
@@ -204,6 +207,9 @@ def variants(with_scarf: bool, state_dir: str | None = None) -> list[Variant]:
     ]
     if with_scarf:
         out.append(Variant("scarf", "Scarf SDK `ScarfEventLogger.log_event` at import", scarf_body))
+    if baseline is not None:
+        out.append(Variant("base", f"scarf-autoping one line, baseline (`{Path(baseline).name}`)", autoping_body,
+                           {"PYTHONPATH": baseline + os.pathsep + "{site}"}))
     if state_dir is not None:
         out.append(Variant("day", "scarf-autoping, `once_per=\"day\"`, fresh stamp", day_body,
                            {"SCARF_AUTOPING_STATE_DIR": state_dir}, pings=False, prime=True))
@@ -236,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds of the long-lived host (default 5; each costs ~15 s; 0: skip it)")
     parser.add_argument("--machine-runs", type=int, default=None,
                         help="rounds of the machine-CPU host (default: as --runs; 0: skip it)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a directory holding another scarf_autoping (e.g. `git archive main` unpacked), run "
+                             "side by side as the one line's baseline")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 rounds (2 dead, 2 long), shorter loop")
     parser.add_argument("--delay", type=float, default=0.05, help="collector answer delay in seconds (0.05)")
     parser.add_argument("--loop-ms", type=float, default=200.0, help="CPU-bound host loop length (200 ms)")
@@ -266,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         # The machine's CPU: the short-lived host in a cgroup of its own, until all it started is gone.
         Kind("m", SHORT_CODE, live, machine_runs, settle=5.0, machine=True),
     ]
-    bench = Bench(variants(with_scarf, state_dir), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+    if baseline is not None and not (Path(baseline) / "scarf_autoping" / "__init__.py").exists():
+        parser.error(f"--baseline: no scarf_autoping package in {baseline}")
+    bench = Bench(variants(with_scarf, state_dir, baseline), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
     started = time.monotonic()
     try:
         bench.prepare(("scarf_autoping", "scarf") if with_scarf else ("scarf_autoping",))
+        if baseline is not None:
+            compile_tree([Path(baseline) / "scarf_autoping"])
         print(f"compare: {runs} rounds ({dead_runs} against the dead collector, {long_runs} long-lived), CPU loop "
               f"{loop} iterations (~{loop_ms:.0f} ms), collector answers after {args.delay * 1000:.0f} ms; "
               f"subreaper {'on' if reaper.enabled else 'off'}; {machine_line()}", file=sys.stderr)
@@ -280,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_arrivals(live, bench.names(kinds[0], pinging) + bench.names(kinds[1], pinging)
                           + bench.names(kinds[3], pinging), reaper)
         arrivals = {(k.key, v.key): bench.arrivals(k, v) for k in kinds for v in bench.variants}
-        print_sender_rows = sender_rows(args.delay, 3 if args.quick else 9, 2 if args.quick else 3)
+        print_sender_rows = sender_rows(args.delay, 3 if args.quick else 9, 2 if args.quick else 3, reaper)
     finally:
         bench.cleanup()
         live.close()
@@ -401,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + table(["target (issue 18, item 8)", "limit", "measured (median / p90)", "verdict"],
                             machine_targets(bench, state_dir is not None)))
 
-    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`) "
+    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`, an orphan) "
           "and reaped here (`os.wait4`), and the senders the hosts above left behind:\n")
     srows = [list(r) for r in print_sender_rows]
     for kind, label in (("i", "left by short-lived hosts, 50 ms endpoint"), ("c", "left by CPU-bound hosts"),
@@ -470,6 +484,11 @@ def machine_targets(bench: Bench, once_per: bool) -> list[list[str]]:
          median_p90(ours, 1), verdict(median(ours), half, p90(ours)) if half is not None else "not measured"],
         ["8. ... the goal", "50 ms", median_p90(ours, 1), verdict(median(ours), 0.050, p90(ours))],
         ["8. ... `requests.get(url, timeout=3)` at import, for reference", "-", median_p90(naive, 1), "reported"],
+    ]
+    base = bench.paired("m", "base", "plain", "machine_cpu") if "base" in {v.key for v in bench.variants} else []
+    if base:
+        rows.append(["8. ... the baseline's one line, for reference", "-", median_p90(base, 1), "reported"])
+    rows += [
         ["8. the detached sender's peak memory (median / max)", "reported",
          f"{median(rss):.1f} / {max(rss):.1f} MiB" if rss else "n/a", "reported"],
     ]
@@ -512,19 +531,29 @@ def orphan_summary(orphans: list[Orphan]) -> str:
     return f"{median_p90(alive, 0)} ms; {median(rss):.1f} / {max(rss):.1f} MiB (median / max)"
 
 
-def sender_run(job: dict) -> tuple[float, float, float]:
-    """Start one detached sender exactly as the library does; (seconds alive, max RSS MiB, CPU seconds)."""
+def sender_run(job: dict, reaper: Reaper) -> tuple[float, float, float]:
+    """Start one detached sender exactly as the library does at a host's exit (an orphan, through
+    ``/bin/sh``), and wait for it as its subreaper: (seconds alive, max RSS MiB, CPU seconds).
+
+    Not ``wait4`` on a direct child of ours: ``posix_spawn`` is a ``vfork``, and Linux counts
+    the parent's resident set, at the ``exec``, in the child's ``ru_maxrss``: this process's
+    tens of MiB, not the sender's.
+    """
     from scarf_autoping import spawn
 
     started = time.perf_counter()
-    pid = spawn.spawn([job], delay=0.0)
-    if pid is None:
+    if spawn.spawn([job], delay=0.0, orphan=True) is None:
         raise RuntimeError("spawn.spawn() could not start a detached sender here")
-    _, _, usage = os.wait4(pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    if not reaper.enabled:
+        raise RuntimeError("no subreaper here: the sender cannot be waited for")
+    found = reaper.settle(started, 30.0)
+    if len(found) != 1 or found[0].lifetime is None:
+        raise RuntimeError(f"expected one sender, found {len(found)}")
+    sender = found[0]
+    return sender.lifetime, sender.maxrss or 0.0, sender.cpu or 0.0
 
 
-def sender_rows(delay: float, runs: int, dead_runs: int) -> list[list[str]]:
+def sender_rows(delay: float, runs: int, dead_runs: int, reaper: Reaper) -> list[list[str]]:
     """The detached sender's lifetime, peak memory and CPU, against a live and a dead collector."""
     rows = []
     for label, collector, count in ((f"own run, endpoint answering in {delay * 1000:.0f} ms", Collector(delay), runs),
@@ -534,7 +563,7 @@ def sender_rows(delay: float, runs: int, dead_runs: int) -> list[list[str]]:
             # The job as autoping() builds it, for an installed distribution (its version is looked up).
             job = {"method": "GET", "template": collector.url + TEMPLATE, "package": "scarf-autoping", "version": None,
                    "variables": {}, "ci": False, "timeout": TIMEOUT, "retry_interval": None}
-            figures = [sender_run(job) for _ in range(count)]
+            figures = [sender_run(job, reaper) for _ in range(count)]
             arrived = len(collector.seen(0.2))
         finally:
             collector.close()
