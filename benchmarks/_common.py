@@ -18,10 +18,18 @@ What is here, and why:
   init, so it can be waited for and measured (lifetime after its host exited, peak
   memory). Waiting for it before the next child starts keeps its CPU burst (it imports
   ``requests``) out of the next child's figures on a 2-CPU machine.
+* :class:`CpuGroup` runs a host in a cgroup (v2) of its own, which every process it starts
+  (and every process those start, orphans included) joins and never leaves: once the
+  group is empty, its ``cpu.stat`` is the CPU the host cost the machine, all included.
+  Where no cgroup v2 can be made, the figure comes from ``getrusage(RUSAGE_CHILDREN)``
+  around the host and the orphans the :class:`Reaper` waited for (the same sum when
+  nothing outlives the wait).
 * :class:`Bench` writes one package per (round, kind, variant) into a per-round site
-  directory, compiles them once, warms up once, then runs rounds in which the variants
-  are interleaved in a random order; results are paired per round so that differences
-  against the baseline cancel out the machine's slow drifts.
+  directory (children run in the benchmark's temporary directory: a ``python -c`` host
+  puts its working directory first on its path, and a checkout's ``scarf_autoping``
+  there would shadow the one under test), compiles them once, warms up once, then runs
+  rounds in which the variants are interleaved in a random order; results are paired per
+  round so that differences against the baseline cancel out the machine's slow drifts.
 
 Only the standard library and the installed project are needed; from ``tests/`` the
 benchmarks import ``loopback.py`` alone (standard library only), so that tests and
@@ -126,7 +134,7 @@ class ChildRun:
     stdout lines, stderr; ``ended``: ``time.perf_counter()`` when it had exited; ``orphans``:
     what the processes it left behind did (see :class:`Reaper`)."""
 
-    __slots__ = ("ended", "lines", "orphans", "returncode", "stderr", "value", "wall")
+    __slots__ = ("ended", "lines", "machine_cpu", "orphans", "returncode", "stderr", "value", "wall")
 
     def __init__(self, returncode: int, value: float | None, wall: float, stderr: str, lines: list[str] | None = None,
                  ended: float = 0.0) -> None:
@@ -137,13 +145,16 @@ class ChildRun:
         self.lines = lines or []
         self.ended = ended
         self.orphans: list[Orphan] = []
+        #: CPU seconds of the host and every process it started (see :class:`CpuGroup`), when measured.
+        self.machine_cpu: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.stderr.strip()
 
 
-def run_child(code: str, env: dict[str, str], timeout: float = 60.0) -> ChildRun:
+def run_child(code: str, env: dict[str, str], timeout: float = 60.0,
+              preexec_fn: Callable[[], None] | None = None, cwd: Path | str | None = None) -> ChildRun:
     """Run ``python -c code`` with exactly ``env``; wall time measured around the process.
 
     The wall time ends when the child has exited *and* its stdout/stderr pipes are closed,
@@ -153,7 +164,7 @@ def run_child(code: str, env: dict[str, str], timeout: float = 60.0) -> ChildRun
     started = time.perf_counter()
     try:
         proc = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL)
+                              check=False, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn, cwd=cwd)
     except subprocess.TimeoutExpired:
         ended = time.perf_counter()
         return ChildRun(-1, None, ended - started, "timed out", ended=ended)
@@ -355,17 +366,121 @@ def wait_for_arrivals(collector: Collector, names: Iterable[str], reaper: Reaper
         time.sleep(0.05)
 
 
+class CpuGroup:
+    """Cgroups (v2) of our own, one per host, to count the CPU of everything it starts (Linux).
+
+    A process joins its parent's cgroup when it is forked and stays there, re-parented or
+    not, so a host started in an empty group of its own takes the shell and the detached
+    sender it starts with it. :meth:`measure` waits until the group is empty (every such
+    process has exited) and returns its ``cpu.stat`` ``usage_usec`` in seconds. No
+    controller needs to be enabled: ``cpu.stat`` is kept for every cgroup. ``enabled`` is
+    False where none can be made (no cgroup v2 mounted, not allowed): callers fall back.
+    """
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.enabled = False
+        self._count = 0
+        if not sys.platform.startswith("linux"):
+            return
+        try:
+            mount = None
+            with open("/proc/self/mountinfo", encoding="utf-8") as f:
+                for line in f:
+                    left, _, right = line.partition(" - ")
+                    if right.split(" ")[0] == "cgroup2":
+                        mount = left.split(" ")[4]
+                        break
+            with open("/proc/self/cgroup", encoding="utf-8") as f:
+                own = next((line.strip()[3:] for line in f if line.startswith("0::")), None)
+            if mount is None or own is None:
+                return
+            root = Path(mount + own.rstrip("/")) / f"scarf-autoping-bench-{os.getpid()}"
+            root.mkdir()
+            self.root = root
+            probe = self.make()
+            self.enabled = (probe / "cpu.stat").exists() and (probe / "cgroup.procs").exists()
+            self.remove(probe)
+        except OSError:
+            self.enabled = False
+
+    def make(self) -> Path:
+        """A new, empty group."""
+        assert self.root is not None
+        self._count += 1
+        group = self.root / f"host-{self._count}"
+        group.mkdir()
+        return group
+
+    @staticmethod
+    def joiner(group: Path) -> Callable[[], None]:
+        """A ``preexec_fn`` that puts the child into ``group`` before it ``exec``s (system calls only)."""
+        path = os.fsencode(str(group / "cgroup.procs"))
+
+        def join() -> None:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")  # "0": the writing process itself
+            finally:
+                os.close(fd)
+
+        return join
+
+    @staticmethod
+    def populated(group: Path) -> bool:
+        with open(group / "cgroup.events", encoding="ascii") as f:
+            return any(line.split() == ["populated", "1"] for line in f)
+
+    def measure(self, group: Path, cap: float, reaper: Reaper | None = None) -> float | None:
+        """CPU seconds of everything that ran in ``group``, once it is empty; None if it is not within ``cap`` s."""
+        deadline = time.perf_counter() + cap
+        while self.populated(group):
+            if reaper is not None:
+                reaper.drain(0.0)  # re-parented orphans exit as zombies: ours to reap
+            if time.perf_counter() > deadline:
+                return None
+            time.sleep(0.005)
+        with open(group / "cpu.stat", encoding="ascii") as f:
+            usage = next(int(line.split()[1]) for line in f if line.startswith("usage_usec "))
+        return usage / 1e6
+
+    @staticmethod
+    def remove(group: Path) -> None:
+        try:
+            group.rmdir()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.root is not None:
+            for group in self.root.glob("host-*"):
+                self.remove(group)
+            self.remove(self.root)
+
+
+def children_cpu() -> float:
+    """CPU seconds of every child this process has waited for (``RUSAGE_CHILDREN``)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Variant:
     """One throwaway package: ``body(name, collector_url)`` is its ``__init__`` source;
-    ``env`` is added to the child's environment (e.g. an opt-out variable)."""
+    ``env`` is added to the child's environment (e.g. an opt-out variable; ``{site}`` in a
+    value is the round's site directory, which is otherwise ``PYTHONPATH``)."""
 
     def __init__(self, key: str, label: str, body: Callable[[str, str], str], env: dict[str, str] | None = None,
-                 pings: bool = True) -> None:
+                 pings: bool = True, prime: bool = False) -> None:
         self.key = key
         self.label = label
         self.body = body
         self.env = env or {}
         self.pings = pings
+        #: Run each package once, unmeasured, before its measured run (a state left behind,
+        #: such as a fresh ``once_per`` stamp, is then what the measured run finds).
+        self.prime = prime
 
 
 class Kind:
@@ -373,16 +488,18 @@ class Kind:
     its packages talk to, how many rounds it takes part in, how long to wait after each
     child for the processes it left behind (``settle``, seconds; see :class:`Reaper`), and
     whether the warm-up pass runs it (``warm``; slow kinds need not: their packages are
-    compiled like the others)."""
+    compiled like the others), and whether each host runs in a cgroup of its own to count
+    the CPU of everything it starts (``machine``; see :class:`CpuGroup`)."""
 
     def __init__(self, key: str, code: str, collector: Collector, rounds: int, settle: float = 2.0,
-                 warm: bool = True) -> None:
+                 warm: bool = True, machine: bool = False) -> None:
         self.key = key
         self.code = code
         self.collector = collector
         self.rounds = rounds
         self.settle = settle
         self.warm = warm
+        self.machine = machine
 
 
 def package_name(variant: Variant, kind: Kind, rnd: str) -> str:
@@ -400,6 +517,7 @@ class Bench:
                  progress: bool = True, reaper: Reaper | None = None, settle: bool = True) -> None:
         self.reaper = reaper or Reaper()
         self.settle = settle
+        self.groups = CpuGroup() if any(k.machine for k in kinds) else None
         self.variants = list(variants)
         self.kinds = list(kinds)
         self.loop = loop
@@ -431,9 +549,32 @@ class Bench:
 
     def _run(self, kind: Kind, variant: Variant, rnd: str) -> ChildRun:
         name = package_name(variant, kind, rnd)
-        env = child_env(self._site(rnd), **variant.env)
-        run = run_child(kind.code.format(name=name, loop=self.loop), env)
-        run.orphans = self.reaper.settle(run.ended, kind.settle if self.settle else 0.0)
+        site = str(self._site(rnd))
+        env = child_env(site, **{k: v.replace("{site}", site) for k, v in variant.env.items()})
+        code = kind.code.format(name=name, loop=self.loop)
+        if variant.prime:
+            primer = run_child(code, env, cwd=self.root)
+            self.reaper.settle(primer.ended, kind.settle)
+            self.reaper.drain(kind.settle)
+        if not kind.machine:
+            run = run_child(code, env, cwd=self.root)
+            run.orphans = self.reaper.settle(run.ended, kind.settle if self.settle else 0.0)
+            return run
+        groups = self.groups
+        if groups is not None and groups.enabled:
+            group = groups.make()
+            try:
+                run = run_child(code, env, preexec_fn=groups.joiner(group), cwd=self.root)
+                run.orphans = self.reaper.settle(run.ended, kind.settle)
+                run.machine_cpu = groups.measure(group, kind.settle + 10.0, self.reaper)
+            finally:
+                groups.remove(group)
+            return run
+        before = children_cpu()  # no cgroup: what we waited for, the host and the orphans it left us
+        run = run_child(code, env, cwd=self.root)
+        run.orphans = self.reaper.settle(run.ended, kind.settle)
+        complete = self.reaper.enabled and all(o.cpu is not None for o in run.orphans)
+        run.machine_cpu = children_cpu() - before if complete else None
         return run
 
     def run(self) -> None:
@@ -510,6 +651,7 @@ class Bench:
         return {
             kind: {
                 variant: [{"round": rnd, "value": r.value, "wall": r.wall, "returncode": r.returncode,
+                           "machine_cpu": r.machine_cpu,
                            "stdout": r.lines,
                            "orphans": [{"lifetime": o.lifetime, "maxrss_mib": o.maxrss, "cpu": o.cpu}
                                        for o in r.orphans]}
@@ -521,6 +663,8 @@ class Bench:
 
     def cleanup(self) -> None:
         self.reaper.drain(10.0)
+        if self.groups is not None:
+            self.groups.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -35,7 +35,12 @@ Four hosts, every variant once per round in a fresh random order:
 * CPU-bound: import, then a fixed pure-Python loop (~200 ms), timed together;
 * dead collector (accepts, never answers): the short-lived host again, fewer rounds;
 * long-lived: import, then ``time.sleep(1.5)``: the ping goes out *during* the host's
-  life (the in-life detached sender path); the host prints its ``Ping.status`` at the end.
+  life (the in-life detached sender path); the host prints its ``Ping.status`` at the end;
+* the machine's CPU (issue 18): the short-lived host again, each in a cgroup of its own
+  (Linux, cgroup v2; see ``_common.CpuGroup``), so that the CPU of every process it starts
+  is counted, the detached sender included, however long it outlives its host: the total
+  once the group is empty. Where no cgroup can be made, ``getrusage(RUSAGE_CHILDREN)``
+  around the host and the orphans waited for gives the same sum.
 
 This process is the child subreaper of everything it starts (Linux): the detached
 senders a host leaves behind are re-parented here, waited for before the next child
@@ -45,8 +50,9 @@ memory, CPU time.
 
 Figures are medians and 90th percentiles of per-round paired differences. Last, the
 detached sender on its own: started with the library's own ``spawn.spawn()`` (its exact
-command line, ``python -I -S -c BOOTSTRAP``), its lifetime from spawn to exit and its
-peak memory (max RSS, from ``wait4``), against both collectors.
+command line, ``python -I -S -c BOOTSTRAP``, an orphan through ``/bin/sh`` as at a host's
+exit), its lifetime from spawn to exit, its peak memory (max RSS) and CPU, from ``wait4``
+as its subreaper, against both collectors.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,6 +77,7 @@ from _common import (
     Reaper,
     Variant,
     calibrate_loop,
+    compile_tree,
     machine_line,
     median,
     median_p90,
@@ -155,13 +164,36 @@ def scarf_body(name: str, url: str) -> str:
     )
 
 
+# --- issue 18 item 3 (once_per), built on another branch: a slot, measured once it exists ---------
+
+
+def once_per_supported() -> bool:
+    """Whether this build's ``autoping()`` takes ``once_per`` (issue 18 item 3)."""
+    import inspect
+
+    import scarf_autoping
+
+    try:
+        return "once_per" in inspect.signature(scarf_autoping.autoping).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def day_body(name: str, url: str) -> str:
+    return (f"from scarf_autoping import autoping; PING = autoping({name!r}, {url + TEMPLATE!r}, "
+            "once_per='day')\n")
+
+
 def scarf_sdk_installed() -> bool:
     """True when the PyPI package ``scarf-sdk`` (import name ``scarf``) is importable."""
     found = module_dir("scarf")
     return found is not None and (found / "event_logger.py").exists()
 
 
-def variants(with_scarf: bool) -> list[Variant]:
+def variants(with_scarf: bool, state_dir: str | None = None, baseline: str | None = None) -> list[Variant]:
+    """Every package compared; with ``state_dir`` (where ``once_per`` is built), ``once_per="day"``
+    with a fresh stamp: each package is imported once, unmeasured, before its measured run;
+    with ``baseline``, the one line again with the ``scarf_autoping`` found in that directory."""
     out = [
         Variant("plain", "nothing (baseline)", lambda n, u: "", pings=False),
         Variant("control", "nothing again (control: noise)", lambda n, u: "", pings=False),
@@ -175,6 +207,12 @@ def variants(with_scarf: bool) -> list[Variant]:
     ]
     if with_scarf:
         out.append(Variant("scarf", "Scarf SDK `ScarfEventLogger.log_event` at import", scarf_body))
+    if baseline is not None:
+        out.append(Variant("base", f"scarf-autoping one line, baseline (`{Path(baseline).name}`)", autoping_body,
+                           {"PYTHONPATH": baseline + os.pathsep + "{site}"}))
+    if state_dir is not None:
+        out.append(Variant("day", "scarf-autoping, `once_per=\"day\"`, fresh stamp", day_body,
+                           {"SCARF_AUTOPING_STATE_DIR": state_dir}, pings=False, prime=True))
     return out
 
 
@@ -202,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds against the dead collector (default 9; each costs ~8 s)")
     parser.add_argument("--long-runs", type=int, default=5,
                         help="rounds of the long-lived host (default 5; each costs ~15 s; 0: skip it)")
+    parser.add_argument("--machine-runs", type=int, default=None,
+                        help="rounds of the machine-CPU host (default: as --runs; 0: skip it)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a directory holding another scarf_autoping (e.g. `git archive main` unpacked), run "
+                             "side by side as the one line's baseline")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 rounds (2 dead, 2 long), shorter loop")
     parser.add_argument("--delay", type=float, default=0.05, help="collector answer delay in seconds (0.05)")
     parser.add_argument("--loop-ms", type=float, default=200.0, help="CPU-bound host loop length (200 ms)")
@@ -214,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     dead_runs = 2 if args.quick else min(args.dead_runs, runs)
     long_runs = min(2, args.long_runs) if args.quick else min(args.long_runs, runs)
     loop_ms = 100.0 if args.quick else args.loop_ms
+    machine_runs = min(runs, args.machine_runs) if args.machine_runs is not None else runs
 
     with_scarf = scarf_sdk_installed()
+    state_dir = tempfile.mkdtemp(prefix="scarf-autoping-bench-state-") if once_per_supported() else None
     reaper = Reaper()
     live = Collector(f"delay:{args.delay}")
     dead = Collector("hang")
@@ -227,11 +272,18 @@ def main(argv: list[str] | None = None) -> int:
         # it past its start-up (imports, connect), after which it only sleeps in recv().
         Kind("x", SHORT_CODE, dead, dead_runs, settle=0.4, warm=False),
         Kind("l", LONG_CODE, live, long_runs, warm=False),
+        # The machine's CPU: the short-lived host in a cgroup of its own, until all it started is gone.
+        Kind("m", SHORT_CODE, live, machine_runs, settle=5.0, machine=True),
     ]
-    bench = Bench(variants(with_scarf), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+    if baseline is not None and not (Path(baseline) / "scarf_autoping" / "__init__.py").exists():
+        parser.error(f"--baseline: no scarf_autoping package in {baseline}")
+    bench = Bench(variants(with_scarf, state_dir, baseline), kinds, loop, seed=args.seed, reaper=reaper, settle=not args.no_settle)
     started = time.monotonic()
     try:
         bench.prepare(("scarf_autoping", "scarf") if with_scarf else ("scarf_autoping",))
+        if baseline is not None:
+            compile_tree([Path(baseline) / "scarf_autoping"])
         print(f"compare: {runs} rounds ({dead_runs} against the dead collector, {long_runs} long-lived), CPU loop "
               f"{loop} iterations (~{loop_ms:.0f} ms), collector answers after {args.delay * 1000:.0f} ms; "
               f"subreaper {'on' if reaper.enabled else 'off'}; {machine_line()}", file=sys.stderr)
@@ -242,11 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_arrivals(live, bench.names(kinds[0], pinging) + bench.names(kinds[1], pinging)
                           + bench.names(kinds[3], pinging), reaper)
         arrivals = {(k.key, v.key): bench.arrivals(k, v) for k in kinds for v in bench.variants}
-        print_sender_rows = sender_rows(args.delay, 3 if args.quick else 9, 2 if args.quick else 3)
+        print_sender_rows = sender_rows(args.delay, 3 if args.quick else 9, 2 if args.quick else 3, reaper)
     finally:
         bench.cleanup()
         live.close()
         dead.close()
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
 
     if args.json:
@@ -291,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         "dead endpoint: in `atexit` +ms (median)",
     ]
     command = "python benchmarks/compare.py" + (" --quick" if args.quick else "")
-    if not args.quick and (runs, dead_runs, long_runs) != (21, 9, 5):
-        command += f" --runs {runs} --dead-runs {dead_runs} --long-runs {long_runs}"
+    if not args.quick and (runs, dead_runs, long_runs, machine_runs) != (21, 9, 5, 21):
+        command += f" --runs {runs} --dead-runs {dead_runs} --long-runs {long_runs} --machine-runs {machine_runs}"
     if args.no_settle:
         command += " --no-settle"
     settled = "waited for between children" if reaper.enabled and not args.no_settle else "not waited for"
@@ -322,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nLong-lived host (import, then `time.sleep({LONG_SLEEP:g})`): the ping goes out during its life.\n")
         print(table(["package does at import", "process wall time +ms (median / p90)", "`Ping.status` at the end",
                      "delivered while the host lived", "ping arrived, ms before the host exited (median)"], lrows))
+
+    machine = machine_table(bench, machine_runs)
+    if machine:
+        print(machine)
 
     def paired(kind: str, key: str, field: str | int = "value", ref: str = "plain") -> list[float]:
         return bench.paired(kind, key, ref, field)
@@ -353,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
          orphan_summary(in_situ), "reported"],
     ]
     print("\n" + table(["target (scarf-autoping, issue 8)", "limit", "measured (median / p90)", "verdict"], trows))
+    if machine_runs:
+        print("\n" + table(["target (issue 18, item 8)", "limit", "measured (median / p90)", "verdict"],
+                            machine_targets(bench, state_dir is not None)))
 
-    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`) "
+    print("\nThe detached sender, started with the library's own `spawn.spawn()` (`python -I -S -c BOOTSTRAP`, an orphan) "
           "and reaped here (`os.wait4`), and the senders the hosts above left behind:\n")
     srows = [list(r) for r in print_sender_rows]
     for kind, label in (("i", "left by short-lived hosts, 50 ms endpoint"), ("c", "left by CPU-bound hosts"),
@@ -383,6 +444,72 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def machine_table(bench: Bench, runs: int) -> str:
+    """The machine's CPU per host (everything it started included) and its senders' peak memory."""
+    if not runs:
+        return ""
+    groups = bench.groups
+    how = ("each host in a cgroup (v2) of its own, counted once the group was empty" if groups and groups.enabled
+           else "getrusage(RUSAGE_CHILDREN) around each host and the orphans waited for (no cgroup v2 here)")
+    rows = []
+    for v in bench.variants:
+        total = bench.values("m", v.key, "machine_cpu")
+        beyond = bench.paired("m", v.key, "plain", "machine_cpu")
+        orphans = bench.orphans("m", v.key)
+        rss = [o.maxrss for o in orphans if o.maxrss is not None]
+        cpu = [o.cpu for o in orphans if o.cpu is not None]
+        rows.append([
+            v.label,
+            median_p90(total, 1),
+            median_p90(beyond, 1),
+            f"{ms(median(cpu), 0)} ({len(orphans)})" if orphans else "-",
+            f"{median(rss):.1f} / {max(rss):.1f}" if rss else "-",
+        ])
+    return (f"\nThe machine's CPU per short-lived host (`python -c \"import pkg\"`), everything it started "
+            f"included ({how}); {runs} interleaved rounds:\n\n"
+            + table(["package does at import", "total CPU ms (median / p90)", "beyond a plain package ms (median / p90)",
+                     "of which processes left behind: CPU ms (count)", "their peak memory MiB (median / max)"], rows))
+
+
+def machine_targets(bench: Bench, once_per: bool) -> list[list[str]]:
+    """Issue 18 item 8: the one line's machine CPU against half the naive pattern's, and the goal."""
+    ours = bench.paired("m", "autoping", "plain", "machine_cpu")
+    naive = bench.paired("m", "sync", "plain", "machine_cpu")
+    half = median(naive) / 2 if naive else None
+    orphans = bench.orphans("m", "autoping")
+    rss = [o.maxrss for o in orphans if o.maxrss is not None]
+    rows = [
+        ["8. machine CPU of a short-lived host beyond a plain package: the one line",
+         f"half of `requests.get` at import's ({ms(half, 1)} ms)" if half is not None else "n/a",
+         median_p90(ours, 1), verdict(median(ours), half, p90(ours)) if half is not None else "not measured"],
+        ["8. ... the goal", "50 ms", median_p90(ours, 1), verdict(median(ours), 0.050, p90(ours))],
+        ["8. ... `requests.get(url, timeout=3)` at import, for reference", "-", median_p90(naive, 1), "reported"],
+    ]
+    base = bench.paired("m", "base", "plain", "machine_cpu") if "base" in {v.key for v in bench.variants} else []
+    if base:
+        rows.append(["8. ... the baseline's one line, for reference", "-", median_p90(base, 1), "reported"])
+    rows += [
+        ["8. the detached sender's peak memory (median / max)", "reported",
+         f"{median(rss):.1f} / {max(rss):.1f} MiB" if rss else "n/a", "reported"],
+    ]
+    if once_per:
+        day_main = bench.paired("i", "day", "plain", IMPORT_LINE)
+        day_cpu = bench.paired("m", "day", "plain", "machine_cpu")
+        rows += [
+            target_row("3. `once_per=\"day\"`, fresh stamp: `import pkg` on the main thread beyond a plain package",
+                       "0.1 ms", day_main, 0.0001, 2),
+            target_row("3. `once_per=\"day\"`, fresh stamp: machine CPU beyond a plain package", "1 ms", day_cpu, 0.001, 2),
+        ]
+    else:
+        rows.append(["3. `once_per=\"day\"` with a fresh stamp (slot for issue 18 item 3)", "0.1 ms main thread; 1 ms CPU",
+                     "not in this build: `autoping()` has no `once_per` yet", "skipped"])
+    return rows
+
+
+def target_row(label: str, limit_text: str, values: list[float], limit: float, digits: int = 2) -> list[str]:
+    return [label, limit_text, median_p90(values, digits), verdict(median(values), limit, p90(values))]
+
+
 def orphan_cells(orphans: list[Orphan]) -> list[str]:
     """Lifetime, peak memory, CPU and count cells for the processes hosts left behind."""
     alive = [o.lifetime for o in orphans if o.lifetime is not None]
@@ -404,19 +531,29 @@ def orphan_summary(orphans: list[Orphan]) -> str:
     return f"{median_p90(alive, 0)} ms; {median(rss):.1f} / {max(rss):.1f} MiB (median / max)"
 
 
-def sender_run(job: dict) -> tuple[float, float, float]:
-    """Start one detached sender exactly as the library does; (seconds alive, max RSS MiB, CPU seconds)."""
+def sender_run(job: dict, reaper: Reaper) -> tuple[float, float, float]:
+    """Start one detached sender exactly as the library does at a host's exit (an orphan, through
+    ``/bin/sh``), and wait for it as its subreaper: (seconds alive, max RSS MiB, CPU seconds).
+
+    Not ``wait4`` on a direct child of ours: ``posix_spawn`` is a ``vfork``, and Linux counts
+    the parent's resident set, at the ``exec``, in the child's ``ru_maxrss``: this process's
+    tens of MiB, not the sender's.
+    """
     from scarf_autoping import spawn
 
     started = time.perf_counter()
-    pid = spawn.spawn([job], delay=0.0)
-    if pid is None:
+    if spawn.spawn([job], delay=0.0, orphan=True) is None:
         raise RuntimeError("spawn.spawn() could not start a detached sender here")
-    _, _, usage = os.wait4(pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    if not reaper.enabled:
+        raise RuntimeError("no subreaper here: the sender cannot be waited for")
+    found = reaper.settle(started, 30.0)
+    if len(found) != 1 or found[0].lifetime is None:
+        raise RuntimeError(f"expected one sender, found {len(found)}")
+    sender = found[0]
+    return sender.lifetime, sender.maxrss or 0.0, sender.cpu or 0.0
 
 
-def sender_rows(delay: float, runs: int, dead_runs: int) -> list[list[str]]:
+def sender_rows(delay: float, runs: int, dead_runs: int, reaper: Reaper) -> list[list[str]]:
     """The detached sender's lifetime, peak memory and CPU, against a live and a dead collector."""
     rows = []
     for label, collector, count in ((f"own run, endpoint answering in {delay * 1000:.0f} ms",
@@ -427,7 +564,7 @@ def sender_rows(delay: float, runs: int, dead_runs: int) -> list[list[str]]:
             # The job as autoping() builds it, for an installed distribution (its version is looked up).
             job = {"method": "GET", "template": collector.url + TEMPLATE, "package": "scarf-autoping", "version": None,
                    "variables": {}, "ci": False, "timeout": TIMEOUT, "retry_interval": None}
-            figures = [sender_run(job) for _ in range(count)]
+            figures = [sender_run(job, reaper) for _ in range(count)]
             arrived = len(collector.settle(0.2))
         finally:
             collector.close()

@@ -5,17 +5,18 @@ identifies a person (no host name, user name, path or hardware address). Every v
 a non-empty string: whatever cannot be read becomes ``"unknown"``, because Scarf drops
 events with empty path segments.
 
-The platform facts are collected once per process and cached. Collection imports
-``platform``, ``distro`` and :mod:`.machine`, so it runs in the sender or on the background
-worker, never on the thread that imports the host package, except :func:`interface`.
+Each platform fact is read once per process, when first needed, and cached: a template
+that does not name ``{distro}`` never imports ``distro``. Reading imports ``platform``,
+``distro`` and :mod:`.machine`, so it runs in the sender or on the background worker,
+never on the thread that imports the host package, except :func:`interface`.
 """
 
-__all__ = ["BUILTIN_NAMES", "INTERFACES", "UNKNOWN", "clean", "collect", "interface", "platform_facts",
-           "scarf_platform", "variables"]
+__all__ = ["BUILTIN_NAMES", "INTERFACES", "PLATFORM_NAMES", "UNKNOWN", "clean", "collect", "interface",
+           "platform_facts", "scarf_platform", "variables"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 UNKNOWN = "unknown"
 
@@ -68,7 +69,8 @@ _SCARF_PLATFORMS = {
     "java": "java",
 }
 
-_cache: "dict[str, str] | None" = None
+#: The platform facts read so far in this process (see :func:`platform_facts`).
+_cache: "dict[str, str]" = {}
 
 
 def clean(value: object) -> str:
@@ -101,13 +103,71 @@ def _os_version(system: str) -> str:
     return platform.release()
 
 
+#: The modules ``distro`` imports at its top but uses only for its command line
+#: (``argparse``, ``logging``) and to run ``lsb_release``, ``uname`` and ``oslevel``
+#: (``subprocess``), which are never run here: 12 ms of its 19 on a small machine.
+_DISTRO_UNUSED = ("argparse", "logging", "subprocess")
+#: Set in the detached sender only (see :func:`lean`).
+_lean = [False]
+
+
+def lean() -> None:
+    """Import ``distro`` without :data:`_DISTRO_UNUSED` from now on: for the detached sender only.
+
+    The sender is a process of ours that imports nothing else and never calls what those
+    modules serve. In a host, whose own code may use ``distro`` in full, ``distro`` is
+    always imported as it is.
+    """
+    _lean[0] = True
+
+
+def _lean_distro() -> object:
+    """``import distro`` with empty stand-ins for :data:`_DISTRO_UNUSED` during its import only.
+
+    The stand-ins leave ``sys.modules`` at once (a later ``import logging`` gets the real
+    one); ``distro`` keeps them, which only its command line and its subprocesses would
+    notice. A ``distro`` that needs them at import fails here, and is imported in full.
+    """
+    import sys
+
+    if "distro" in sys.modules:
+        return sys.modules["distro"]
+    added = [name for name in _DISTRO_UNUSED if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = type(sys)(name)
+    try:
+        import distro
+    except Exception:  # it needs them after all: the caller imports it in full
+        sys.modules.pop("distro", None)
+        sys.modules.pop("distro.distro", None)
+        raise
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+    return distro
+
+
 def _distro_facts() -> tuple[str, str]:
     """``distro.id()`` and ``distro.version()``, without spawning any subprocess.
 
     ``lsb_release``, ``uname`` and ``oslevel`` are not run: a subprocess from a
     background thread of somebody else's program is a fork hazard, and the release
-    files say enough.
+    files say enough. In the detached sender (:func:`lean`), ``distro`` is imported
+    without the modules only those need; should that fail in any way, it is imported
+    and asked again in full, so the values are the same.
     """
+    if _lean[0]:
+        try:
+            lean_distro = _lean_distro()
+            info = lean_distro.LinuxDistribution(  # type: ignore[attr-defined]
+                include_lsb=False, include_uname=False, include_oslevel=False)
+            return clean(info.id()), clean(info.version(best=False))
+        except Exception:  # noqa: BLE001 - anything at all: the full import, as everywhere else
+            import sys
+
+            for name in ("distro", "distro.distro"):
+                sys.modules.pop(name, None)
+            _lean[0] = False
     import distro
 
     info = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
@@ -143,38 +203,111 @@ def interface() -> str:
     return "script"
 
 
-def collect() -> dict[str, str]:
-    """Read the platform facts (no ``package``/``version``/``ci``). Not cached; see :func:`platform_facts`."""
+#: The platform facts: every built-in variable but ``package``, ``version`` and ``ci``, in
+#: the order :func:`collect` returns them.
+PLATFORM_NAMES = (
+    "os",
+    "platform",
+    "os_version",
+    "python",
+    "python_implementation",
+    "distro",
+    "distro_version",
+    "interface",
+    "autoping_version",
+    "python_minor",
+    "free_threaded",
+    "arch",
+    "machine",
+    "container",
+    "libc",
+    "libc_version",
+)
+#: The facts :mod:`.machine` computes.
+_MACHINE_NAMES = ("python_minor", "free_threaded", "arch", "machine", "container", "libc", "libc_version")
+
+
+def collect(names: "Iterable[str] | None" = None) -> "dict[str, str]":
+    """Read the platform facts named in ``names`` (all of them by default). Not cached; see :func:`platform_facts`.
+
+    Only what a name needs is read: ``distro`` (and its import) only for ``distro`` and
+    ``distro_version``, :mod:`.machine` only for its facts, and so on. Each value is the
+    one a collection of all of them gives.
+    """
+    wanted = set(PLATFORM_NAMES if names is None else names)
     import platform
 
-    from . import __version__, machine
+    from . import __version__
 
-    system = _safe(platform.system)
-    try:
-        distro_id, distro_version = _distro_facts() if system != "Windows" else (UNKNOWN, UNKNOWN)
-    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
-        distro_id, distro_version = UNKNOWN, UNKNOWN
-    values = {
-        "os": system,
-        "platform": scarf_platform(system) if system != UNKNOWN else UNKNOWN,
-        "os_version": _safe(_os_version, system),
-        "python": _safe(platform.python_version),
-        "python_implementation": _safe(platform.python_implementation),
-        "distro": distro_id,
-        "distro_version": distro_version,
-        "interface": interface(),
-        "autoping_version": __version__,
-    }
-    values.update(machine.collect(system, _safe(platform.machine), values["python"], values["os_version"]))
-    return values
+    memo: dict[str, str] = {}
+
+    def system() -> str:
+        if "os" not in memo:
+            memo["os"] = _safe(platform.system)
+        return memo["os"]
+
+    def os_version() -> str:
+        if "os_version" not in memo:
+            memo["os_version"] = _safe(_os_version, system())
+        return memo["os_version"]
+
+    def python() -> str:
+        if "python" not in memo:
+            memo["python"] = _safe(platform.python_version)
+        return memo["python"]
+
+    values: dict[str, str] = {}
+    for name in PLATFORM_NAMES:
+        if name not in wanted or name in values:
+            continue
+        if name == "os":
+            values[name] = system()
+        elif name == "platform":
+            values[name] = scarf_platform(system()) if system() != UNKNOWN else UNKNOWN
+        elif name == "os_version":
+            values[name] = os_version()
+        elif name == "python":
+            values[name] = python()
+        elif name == "python_implementation":
+            values[name] = _safe(platform.python_implementation)
+        elif name in ("distro", "distro_version"):
+            try:
+                pair = _distro_facts() if system() != "Windows" else (UNKNOWN, UNKNOWN)
+            except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+                pair = UNKNOWN, UNKNOWN
+            for key, value in zip(("distro", "distro_version"), pair):
+                if key in wanted:
+                    values[key] = value
+        elif name == "interface":
+            values[name] = interface()
+        elif name == "autoping_version":
+            values[name] = __version__
+        elif name in _MACHINE_NAMES:
+            from . import machine
+
+            needed = [n for n in _MACHINE_NAMES if n in wanted]
+            arch_or_machine = "arch" in wanted or "machine" in wanted
+            values.update(machine.collect(
+                system() if "arch" in wanted or "container" in wanted else UNKNOWN,
+                _safe(platform.machine) if arch_or_machine else UNKNOWN,
+                python() if "python_minor" in wanted else UNKNOWN,
+                os_version() if "container" in wanted else UNKNOWN,
+                names=needed,
+            ))
+    return {name: values[name] for name in PLATFORM_NAMES if name in values}
 
 
-def platform_facts() -> dict[str, str]:
-    """The platform facts, collected once per process (a copy, so callers may change it)."""
-    global _cache
-    if _cache is None:
-        _cache = collect()
-    return dict(_cache)
+def platform_facts(names: "Iterable[str] | None" = None) -> "dict[str, str]":
+    """The platform facts named in ``names`` (all by default), each read once per process (a copy).
+
+    A fact is read the first time it is asked for: a ping whose template names only
+    ``{platform}`` and ``{python}`` never imports ``distro``.
+    """
+    wanted = [n for n in PLATFORM_NAMES if names is None or n in set(names)]
+    missing = [n for n in wanted if n not in _cache]
+    if missing:
+        _cache.update(collect(missing))
+    return {name: _cache[name] for name in wanted}
 
 
 def variables(
@@ -184,25 +317,29 @@ def variables(
     extra: "Mapping[str, str] | None" = None,
     *,
     interface: "str | None" = None,
+    names: "Iterable[str] | None" = None,
 ) -> "dict[str, str]":
     """Every template variable for one ping: platform facts, package, version, ci, author values.
 
     ``package`` is the installed distribution's normalised name (``acme-widgets`` for
     ``Acme.Widgets``, ``acme_widgets`` or an import name it ships); see
     :func:`scarf_autoping.naming.resolve`. ``interface``: the host's (see :func:`interface`);
-    ``None``: this process's.
+    ``None``: this process's. ``names``: the variables the template uses
+    (:func:`scarf_autoping.template.variable_names`); then only those platform facts are
+    read (computing the others would be waste), the rest as always.
     """
     from . import naming
 
     resolved = naming.resolve(package)
-    values = platform_facts()
-    if interface is not None:
+    values = platform_facts(names)
+    if interface is not None and "interface" in values:
         values["interface"] = interface if interface in INTERFACES else UNKNOWN
     values["package"] = clean(resolved.name)
     values["version"] = clean(version) if version is not None else (resolved.version or UNKNOWN)
     values["ci"] = "true" if ci else "false"
-    # Known only to the state (scarf_autoping.state.claim sets it just before the request).
-    values.setdefault("first_run", UNKNOWN)
+    if names is None or "first_run" in names:
+        # Known only to the state (scarf_autoping.state.claim sets it just before the request).
+        values.setdefault("first_run", UNKNOWN)
     if extra:
         values.update({k: clean(v) for k, v in extra.items()})
     return values

@@ -17,7 +17,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 UNKNOWN = "unknown"
 
@@ -116,24 +116,32 @@ _MACHINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,+ -]{0,39}")
 VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")
 
 
-def collect(system: str, raw_machine: str, python: str, os_version: str) -> "dict[str, str]":
+def collect(system: str, raw_machine: str, python: str, os_version: str,
+            names: "Iterable[str] | None" = None) -> "dict[str, str]":
     """The facts of this module for :func:`scarf_autoping.facts.collect`, each ``unknown`` on an error.
 
     ``python_minor``, ``free_threaded``, ``arch``, ``machine``, ``libc``, ``libc_version``
     and ``container``, from what ``facts`` already read (``platform.system()``,
-    ``platform.machine()``, the Python version and the kernel release).
+    ``platform.machine()``, the Python version and the kernel release); only those in
+    ``names`` when it is given (the others' arguments are then not looked at).
     """
-    values = {
-        "python_minor": _safe(python_minor, python),
-        "free_threaded": _safe(free_threaded),
-        "arch": _safe(interpreter_arch, system, raw_machine),
-        "machine": _safe(clean_machine, raw_machine),
-        "container": _safe(container, system, os_version),
-    }
-    try:
-        values["libc"], values["libc_version"] = libc()
-    except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
-        values["libc"] = values["libc_version"] = UNKNOWN
+    wanted = None if names is None else set(names)
+    steps: "tuple[tuple[str, Callable[[], str]], ...]" = (
+        ("python_minor", lambda: _safe(python_minor, python)),
+        ("free_threaded", lambda: _safe(free_threaded)),
+        ("arch", lambda: _safe(interpreter_arch, system, raw_machine)),
+        ("machine", lambda: _safe(clean_machine, raw_machine)),
+        ("container", lambda: _safe(container, system, os_version)),
+    )
+    values = {name: step() for name, step in steps if wanted is None or name in wanted}
+    if wanted is None or "libc" in wanted or "libc_version" in wanted:
+        try:
+            pair = libc()
+        except Exception:  # noqa: BLE001 - an odd platform means 'unknown', never an error
+            pair = UNKNOWN, UNKNOWN
+        for name, value in zip(("libc", "libc_version"), pair):
+            if wanted is None or name in wanted:
+                values[name] = value
     return values
 
 

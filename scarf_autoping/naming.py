@@ -15,6 +15,7 @@ name as given and version ``"unknown"``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from . import policy
@@ -170,10 +171,106 @@ def _ships(dist: Distribution, parts: list[str]) -> bool:
     return False
 
 
+def _prepared(name: str) -> str:
+    """``importlib.metadata``'s ``Prepared.normalize``: runs of ``-_.`` as one ``_``, lower case."""
+    out = []
+    run = False
+    for ch in name:
+        if ch in "-_.":
+            if not run:
+                out.append("-")
+            run = True
+        else:
+            out.append(ch)
+            run = False
+    return "".join(out).lower().replace("-", "_")
+
+
+def _path_finders_only() -> bool:
+    """True when ``importlib.metadata`` finds distributions through the path finder only (no finder of
+    a tool's own on ``sys.meta_path``), so that a look-up in the path's directories finds what it finds."""
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if getattr(finder, "find_distributions", None) is None or finder is PathFinder:
+            continue
+        module = finder.__module__ if isinstance(finder, type) else type(finder).__module__
+        if not str(module).startswith("importlib_metadata"):  # 3.9's backport: the same directories
+            return False
+    return True
+
+
+def _read_metadata(info: str) -> str | None:
+    """``METADATA``, else ``PKG-INFO``, of the directory ``info``; None when neither reads cleanly."""
+    for name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info, name), encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeError):  # importlib.metadata raises or says nothing: let it
+            return None
+        if text:
+            return text
+    return None
+
+
+def _by_distribution_name(package: str) -> tuple[str | None, str | None] | None:
+    """``(Name, Version)`` of the distribution ``importlib.metadata.distribution(package)`` finds,
+    without importing ``importlib.metadata`` (tens of milliseconds) and reading only that one.
+
+    Its search, done the same way: every directory of the path listed, and the one
+    ``*.dist-info`` or ``*.egg-info`` directory whose name (before the first ``-``)
+    normalises as ``package`` does, its ``METADATA`` (or ``PKG-INFO``) read as ``email``
+    reads it. None whenever that might not be what ``importlib.metadata`` finds: no
+    such entry or more than one (its order would decide), an entry of the path that is
+    a zip archive or an ``.egg``, a finder of a tool's own, an unreadable file. The
+    caller then asks ``importlib.metadata`` itself.
+    """
+    wanted = _prepared(package)
+    if not package.strip() or not wanted or not _path_finders_only():
+        return None
+    found = []
+    for entry in search_path if search_path is not None else sys.path:
+        if not isinstance(entry, str):
+            return None
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            return None  # a zip archive: importlib.metadata reads it
+        if os.path.basename(root).lower().endswith(".egg"):
+            return None
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")) and _prepared(low.rpartition(".")[0].partition("-")[0]) == wanted:
+                found.append(os.path.join(root, child))
+    if len(found) != 1 or not os.path.isdir(found[0]):
+        return None
+    text = _read_metadata(found[0])
+    if text is None:
+        return None
+    from .mailheaders import fields, first
+
+    items = fields(text)
+    return first(items, "Name"), first(items, "Version")
+
+
 def _lookup(package: str) -> Resolved:
-    md = _metadata_module()
     normal = policy.normalize(package)
     dist: Distribution | None
+    try:
+        fast = _by_distribution_name(package)
+    except (OSError, UnicodeError):
+        fast = None
+    if fast is not None:
+        from .facts import clean
+
+        name, version = fast
+        return Resolved(package, policy.normalize(name or package), clean(version))
+    md = _metadata_module()
     try:
         dist = _distribution(md, package)
     except md.PackageNotFoundError:

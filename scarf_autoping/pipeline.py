@@ -86,7 +86,7 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
     import os
 
     from . import facts, naming, transport
-    from .template import expand
+    from .template import expand, variable_names
 
     package = str(spec["package"])
     version = spec.get("version")
@@ -96,8 +96,10 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
         return Outcome("disabled", off)
     extra = spec.get("variables")
     interface = spec.get("interface")
+    template = str(spec["template"])
     values = facts.variables(package, version, bool(spec.get("ci")), extra if isinstance(extra, dict) else None,
-                             interface=interface if isinstance(interface, str) else None)
+                             interface=interface if isinstance(interface, str) else None,
+                             names=variable_names(template))  # only the facts the template uses
     ticket = None
     if spec.get("state"):
         from . import state
@@ -106,7 +108,7 @@ def prepare(spec: "Mapping[str, object]") -> "Request | Outcome":
         if ticket.skip is not None:
             return Outcome("disabled", ticket.skip)
     try:
-        url = expand(str(spec["template"]), values)
+        url = expand(template, values)
     except BaseException:
         abandon(ticket)
         raise

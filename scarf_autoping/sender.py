@@ -166,7 +166,7 @@ def main(settings: "dict[str, Any]") -> None:
         warnings.simplefilter("ignore")  # nobody would read them: stderr is the null device
         from scarf_autoping import pipeline, transport
 
-        transport.warm_up()
+        transport.warm_up(light=True)  # h-light: pings without requests (scarf_autoping/light.py)
         done = _thread.allocate_lock()
         count = _thread.allocate_lock()
         left = [len(jobs)]

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     class _Machinery(TypedDict):
         """What :func:`_machinery` builds once per process."""
 
-        local: threading.local  # its ``budget``: the :class:`_Budget` of the request on this thread
+        local: threading.local  # its ``budget``: the :class:`Budget` of the request on this thread
         Adapter: type[requests.adapters.HTTPAdapter]
 
     #: What ``http.client.HTTPConnection.send`` takes.
@@ -101,12 +101,31 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def warm_up() -> None:
+#: Set by the detached sender (``warm_up(light=True)``): :func:`send` then sends what
+#: :mod:`scarf_autoping.light` covers (a ping's ``GET``) without ``requests``.
+_light = [False]
+
+
+def warm_up(light: bool = False) -> None:
     """Import everything :func:`send` needs, so nothing is imported lazily mid-request.
 
     The worker calls this while holding its import lock, so that a host forking at that
     moment waits instead of giving its child a half-held import lock.
+
+    ``light`` (the detached sender only, a process of ours where nothing forks): from now
+    on :func:`send` sends the requests :mod:`scarf_autoping.light` covers itself, and
+    ``requests`` is imported only when a request needs it (an event, a proxy it does not
+    cover), on the job's own thread; and ``distro`` is imported lean
+    (:func:`scarf_autoping.facts.lean`).
     """
+    if light:
+        from . import facts
+        from . import light as light_client
+
+        light_client.warm_up()
+        facts.lean()
+        _light[0] = True
+        return
     import encodings.idna  # noqa: F401  - socket.getaddrinfo imports it lazily on first use
     import json  # noqa: F401  - events encode their body with it
 
@@ -130,7 +149,7 @@ def total_seconds(timeout: float | tuple[float, float]) -> float:
     return float(timeout)
 
 
-class _Budget:
+class Budget:
     """The deadlines of the request running on this thread (monotonic seconds).
 
     ``connect``: by when connecting (TCP, proxy tunnel, TLS handshake) must be done.
@@ -184,14 +203,14 @@ def _machinery() -> _Machinery:
 
     local = threading.local()
 
-    def budget() -> _Budget | None:
-        plan: _Budget | None = getattr(local, "budget", None)
+    def budget() -> Budget | None:
+        plan: Budget | None = getattr(local, "budget", None)
         return plan
 
     class _DeadlineFile(io.RawIOBase):
         """The response's raw stream: every ``recv`` waits at most the time left."""
 
-        def __init__(self, raw: io.RawIOBase, sock: socket.socket, plan: _Budget) -> None:
+        def __init__(self, raw: io.RawIOBase, sock: socket.socket, plan: Budget) -> None:
             super().__init__()
             self._raw = raw
             self._sock = sock
@@ -214,7 +233,7 @@ def _machinery() -> _Machinery:
     class _SocketView:
         """What ``http.client.HTTPResponse`` asks of a socket: ``makefile`` (deadline-bound)."""
 
-        def __init__(self, sock: socket.socket, plan: _Budget) -> None:
+        def __init__(self, sock: socket.socket, plan: Budget) -> None:
             self._sock = sock
             self._plan = plan
 
@@ -372,7 +391,7 @@ class Client:
             session = self._session()
             user, password = get_auth_from_url(url)
             auth = (user, password) if user or password else _no_auth
-            plan = _Budget(timeout)
+            plan = Budget(timeout)
             local.budget = plan
             # requests makes urllib3's Timeout(connect=, read=) of a pair, or of one number for both.
             if isinstance(timeout, (tuple, list)):
@@ -397,7 +416,7 @@ class Client:
         except Exception as exc:  # noqa: BLE001 - no network fault may reach the host program
             # Exception, not BaseException: Ctrl-C during a synchronous event must still
             # interrupt the caller. (On the worker thread, the worker catches everything.)
-            return Result(None, _describe_error(exc), (time.perf_counter() - started) * 1000)
+            return Result(None, describe_error(exc), (time.perf_counter() - started) * 1000)
         finally:
             if local is not None:
                 local.budget = None
@@ -455,7 +474,16 @@ def send(
     closed), proxies from the environment are honoured, ``~/.netrc`` is not consulted,
     and ``timeout`` bounds the whole exchange, DNS resolution aside (callers bound their
     own waits). See :meth:`Client.send`.
+
+    In the detached sender (see :func:`warm_up`), a request :mod:`scarf_autoping.light`
+    covers is sent by it instead, with the same outcome.
     """
+    if _light[0]:
+        from . import light
+
+        result = light.send(method, url, timeout=timeout, headers=headers, body=body)
+        if result is not None:
+            return result
     return Client().send(method, url, timeout=timeout, headers=headers, body=body, keep_alive=False)
 
 
@@ -477,7 +505,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def _describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A short, path-free description of a failure (the exception class and its category)."""
     name = type(exc).__name__
     text = str(exc)
