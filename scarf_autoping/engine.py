@@ -572,6 +572,22 @@ class Engine:
             self.settle(job, "handed-over", "sent by a detached process" + ("" if orphan else f" (pid {pid})"))
         return []
 
+    def give_up_at_exit(self, reason: str) -> None:
+        """Exit without :mod:`scarf_autoping.exiting` (it could not be imported): nothing is
+        handed over (a sender would not find our files either). What no sender has fails with
+        ``reason``, what one has is ``handed-over``, and our thread is asked to leave."""
+        with self.lock:
+            self.exiting = True
+            self.stop = True
+            unsent = self.queue + self.placing + self.parked + [job for _, job in self.retries]
+            unsent += [job for job in self.inbox if job is not None]
+            out = [job for sender in self.senders for job in sender.out()]
+        for job in unsent:
+            self.settle(job, "failed", reason)
+        for job in out:
+            self.settle(job, "handed-over", "sent by a detached process")
+        self.wake_thread()
+
     # --- sending from the host ----------------------------------------------------------
 
     def send_here(self, job: Job) -> None:
@@ -926,8 +942,12 @@ def _logging_lock_held_here() -> "object | None":
 def _at_exit() -> None:
     """Interpreter exit: see :mod:`scarf_autoping.exiting` (imported only now)."""
     try:
-        from . import exiting
-
+        try:
+            from . import exiting
+        except Exception as exc:  # noqa: BLE001 - our files gone since the start (uninstalled, replaced)
+            ENGINE.give_up_at_exit(f"interpreter exit: scarf_autoping's exit code could not be loaded "
+                                   f"({type(exc).__name__})")
+            return
         exiting.at_exit(ENGINE)
     except BaseException:  # noqa: BLE001 - never an error at interpreter exit
         pass

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import __version__, check_arguments, expand, policy
+from .. import __version__, check_arguments, check_seconds, expand, policy
 from ..template import TemplateError
 
 TYPE_CHECKING = False
@@ -994,7 +994,9 @@ def quick_send(argv: Sequence[str]) -> _SendArgs | None:
                 seconds = float(value)
             except ValueError:
                 return None
-            if not seconds > 0:
+            try:
+                check_seconds(seconds, "--timeout")  # the one timeout rule, as argparse's _positive applies it
+            except ValueError:
                 return None
             args.timeout = seconds
         elif field == "method":

@@ -440,3 +440,33 @@ def test_on_exit_wait_gives_up_after_exit_timeout(tmp_path, site, make_collector
     assert report["ping"][0] == "pending", report  # abandoned, silently
     assert paths(server.wait_for(1, timeout=WAIT)) == [PATH]
     assert len(server.settle(QUIET)) == 1  # no detached sender: nothing more
+
+
+# --- the library's files gone at exit ---------------------------------------------------------
+
+
+@needs_posix_spawn
+def test_a_ping_still_settles_when_the_library_was_removed_before_exit(tmp_path, collector):
+    """scarf_autoping uninstalled (or replaced) while the program ran: its exit module, imported
+    only at exit, cannot be loaded. The host exits quietly as ever, and the ping does not stay
+    ``pending`` without a word: it settles, with its debug line (before the rebuild, exit had
+    everything loaded and settled it)."""
+    import scarf_autoping
+
+    site = tmp_path / "site"
+    ours = site / "scarf_autoping"  # a copy: the child removes it, never the one under test
+    autoping_package(site, "pkg_gone_lib", collector.url + "/t/{package}")
+    code = ("import atexit, shutil, sys\n"
+            "atexit.register(lambda: print(pkg_gone_lib.PING.status))\n"  # runs after ours
+            "import pkg_gone_lib, scarf_autoping\n"
+            f"assert scarf_autoping.__file__ == {str(ours / '__init__.py')!r}, scarf_autoping.__file__\n"
+            f"shutil.rmtree({str(ours)!r})\n")
+    runs = []
+    for env in (child_env(site), child_env(site, SCARF_AUTOPING_DEBUG="1")):
+        shutil.copytree(Path(scarf_autoping.__file__).parent, ours, ignore=shutil.ignore_patterns("__pycache__"))
+        runs.append(run_child(code, env, timeout=HANG, cwd=tmp_path))  # cwd: '' on sys.path is not the repo
+    quiet, told = runs
+    assert (quiet.returncode, quiet.stderr) == (0, ""), quiet
+    assert quiet.stdout.strip() not in ("", "pending"), quiet
+    assert told.returncode == 0, told
+    assert [line for line in told.stderr.splitlines() if line.startswith("scarf-autoping: pkg_gone_lib: ")], told

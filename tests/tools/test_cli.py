@@ -198,6 +198,9 @@ def test_the_hand_parser_takes_the_recipes_line(argv):
     ["send", "http://x/{package}", "--package", "p", "--detach", "-qv"],
     ["send", "http://x/{package}", "--package", "--detach"],  # a missing value
     ["send", "http://x/{package}", "--package", "p", "--detach", "--timeout", "0"],
+    # Beyond the one timeout rule's bound (3600 s): argparse's message, not another one.
+    ["send", "http://x/{package}", "--package", "p", "--detach", "--timeout", "3601"],
+    ["send", "http://x/{package}", "--package", "p", "--detach", "--timeout=inf"],
     ["send", "http://x/{package}", "--package", "p", "--detach", "--method", "PUT"],
     ["send", "http://x/{package}", "http://y/", "--package", "p", "--detach"],
     ["send", "--", "http://x/{package}", "--package", "p", "--detach"],
