@@ -400,6 +400,9 @@ class Engine:
                 if remaining <= 0:
                     break
                 self.wake.acquire(True, remaining)
+            # What every batch needs, loaded before any is taken: exit waits only briefly for
+            # a batch being placed (PLACING_WAIT), and an import there would eat into that.
+            from . import plans, supervise  # noqa: F401
             while True:
                 with lock:
                     if self.stop:
