@@ -38,7 +38,7 @@ What ``requests`` does for such a ``GET``, done here the same way:
   ``http/1.1`` by ALPN, the certificate and host name verified (``VERIFY_X509_STRICT``
   and ``PARTIAL_CHAIN`` on 3.13+), ``SSLKEYLOGFILE`` honoured, against the CA bundle in
   ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``, else ``certifi.where()`` (a directory
-  is a ``capath``).
+  is a ``capath``; certifi's own ``where()`` is read from its files, any other is asked).
 * **The deadline** of :class:`scarf_autoping.transport.Budget`, step by step as the
   transport's urllib3 classes keep it: the connect timeout for each address tried, the
   rest of the connect budget for the tunnel's end and the TLS handshake, the rest of the
@@ -54,7 +54,8 @@ What ``requests`` does for such a ``GET``, done here the same way:
   ``ConnectTimeout``, ``ReadTimeout``, ``ProxyError``, ``SSLError``, ``InvalidHeader``) for
   the same failure at the same step, and a text with the same telling words.
 
-Imports: ``_socket`` always (``socket`` itself with ``ssl`` and ``certifi``, for ``https`` only); ``urllib.parse``
+Imports: ``_socket`` always (``socket`` itself with ``ssl``, for ``https`` only; ``certifi``
+only when it is not certifi's own); ``urllib.parse``
 for a redirect only; never ``http.client``, ``email`` or ``urllib.request`` (on Linux).
 """
 
@@ -388,17 +389,61 @@ def _proxy_for(scheme: str, host: str, port: "int | None") -> "tuple[str, int] |
 # --- the plan -----------------------------------------------------------------------------
 
 
+#: The lines of certifi's own ``core.py`` that compute where its bundle is (3.11+, then 3.7-3.10).
+_CERTIFI_STOCK = ('_CACERT_CTX = as_file(files("certifi").joinpath("cacert.pem"))',
+                  '_CACERT_CTX = get_path("certifi", "cacert.pem")')
+#: The only ``return`` lines of certifi's own ``core.py``.
+_CERTIFI_RETURNS = frozenset(("return _CACERT_PATH", 'return files("certifi").joinpath("cacert.pem").read_text(encoding="ascii")',
+                              'return read_text("certifi", "cacert.pem", encoding="ascii")'))
+
+
+def _certifi_where() -> "str | None":
+    """``certifi.where()``, without importing ``certifi`` (and ``importlib.resources``: 30 ms) when it is certifi's own.
+
+    certifi's own ``where()`` is the ``cacert.pem`` next to its ``core.py`` when it is
+    installed as files: its ``__init__.py`` takes ``where`` from ``core.py``, whose only
+    computation of a path is that one and whose only ``return`` of a path is its result.
+    A certifi that differs in any of that (a distribution's patched ``where()`` returning
+    the system's bundle, a zip archive, a path ``pathlib`` would write otherwise) is
+    imported and asked. None: no certifi.
+    """
+    where = _found("certifi")
+    if where is None:
+        return None
+    try:
+        with open(os.path.join(where, "__init__.py"), encoding="utf-8") as f:
+            init = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+        with open(os.path.join(where, "core.py"), encoding="utf-8") as f:
+            core = [line.strip() for line in f]
+    except (OSError, UnicodeError):
+        init, core = [], []
+    pem = os.path.join(where, "cacert.pem")
+    stock = (
+        "from .core import contents, where" in init
+        and not any("where" in line for line in init if line != "from .core import contents, where"
+                    and not line.startswith("__all__"))
+        and any(line in _CERTIFI_STOCK for line in core)
+        and all(line in _CERTIFI_RETURNS for line in core if line.startswith("return"))
+        and os.path.normpath(pem) == pem
+        and os.path.isabs(pem)
+        and os.path.isfile(pem)
+    )
+    if stock:
+        return pem
+    import certifi
+
+    return certifi.where()
+
+
 def _ca_bundle() -> "str | None | bool":
     """The CA bundle ``requests`` verifies with: a path, or False when not covered (no certifi, a missing path)."""
     verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if not verify:
-        if _found("certifi") is None:
-            return False
         try:
-            import certifi
-
-            verify = certifi.where()
+            verify = _certifi_where()
         except Exception:  # noqa: BLE001 - requests would fail its own way
+            return False
+        if verify is None:
             return False
     if not verify or not os.path.exists(verify):
         return False  # requests raises its own OSError: let it

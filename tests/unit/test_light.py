@@ -507,6 +507,37 @@ def test_a_ca_bundle_that_is_no_certificate(servers, monkeypatch, tmp_path):
     assert heavy.error.startswith("TLS handshake failed")
 
 
+WHERE = ("import json, sys\nfrom scarf_autoping import light\nfound = light._certifi_where()\n"
+         "lazy = 'certifi' not in sys.modules\nimport certifi\nprint(json.dumps([found, certifi.where(), lazy]))")
+
+
+def test_certifis_own_bundle_is_found_without_importing_it():
+    proc = subprocess.run([sys.executable, "-c", WHERE], env=child_env(), capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    found, where, lazy = json.loads(proc.stdout)
+    assert found == where and lazy
+
+
+@pytest.mark.parametrize("core", [
+    'def where():\n    return "/etc/ssl/certs/ca-certificates.crt"\n\n\ndef contents():\n    return ""\n',
+    'import os\n\n\ndef _unused():\n    _CACERT_CTX = get_path("certifi", "cacert.pem")\n\n\n'
+    'def where():\n    return os.environ["X"]\n\n\ndef contents():\n    return ""\n',
+])
+def test_a_patched_certifi_is_asked(tmp_path, core):
+    """A distribution's certifi whose where() answers the system's bundle: light asks it, as requests would."""
+    package = tmp_path / "certifi"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .core import contents, where\n")
+    (package / "core.py").write_text(core)
+    (package / "cacert.pem").write_text("")
+    proc = subprocess.run([sys.executable, "-c", WHERE], env=child_env(tmp_path, X="/somewhere/else.pem"),
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    found, where, lazy = json.loads(proc.stdout)
+    assert found == where and not lazy and not where.endswith("cacert.pem")
+
+
 def test_a_ca_bundle_that_does_not_exist_is_left_to_requests(monkeypatch, tmp_path):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "absent.pem"))
     assert light.plan("GET", "https://127.0.0.1:9/p", HEADERS) is None
@@ -533,6 +564,10 @@ sender.main(settings)
 """
 
 
+#: What Python 3.9's ``platform`` imports itself (not on our account).
+PLATFORMS_OWN = {"subprocess"} if sys.version_info < (3, 10) else set()
+
+
 def run_sender(site: Path, template: str, env: dict[str, str], package: str = "light-pkg") -> list[str]:
     make_package(site, "light_pkg", "", version="4.5.6", dist_name=package)
     job = {"method": "GET", "template": template, "package": package, "version": None, "variables": {},
@@ -542,7 +577,7 @@ def run_sender(site: Path, template: str, env: dict[str, str], package: str = "l
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", SENDER], input=settings, capture_output=True, text=True,
                           env=env, timeout=30, check=False)
     assert proc.returncode == 0 and proc.stderr == "", proc
-    return json.loads(proc.stdout)
+    return sorted(set(json.loads(proc.stdout)) - PLATFORMS_OWN)
 
 
 def test_the_sender_pings_without_requests_importlib_metadata_or_email(site):
