@@ -421,7 +421,8 @@ def test_a_short_lived_host_exits_as_fast_as_without_us(tmp_path, site, make_col
 
 @needs_posix_spawn
 def test_on_exit_wait_delivers_before_the_host_exits(tmp_path, site, collector):
-    autoping_package(site, PKG, collector.url + ROUTE, args="on_exit='wait'")
+    # exit_timeout=10: the host imports requests at exit, which a loaded machine may take seconds for.
+    autoping_package(site, PKG, collector.url + ROUTE, args="on_exit='wait', exit_timeout=10")
     out = tmp_path / "report.json"
     child, report = run_host(child_code(out, f"import {PKG}\n{IMPORTED}"), child_env(site), out)
     at_exit = list(collector.requests)
