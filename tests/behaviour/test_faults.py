@@ -41,8 +41,9 @@ IMPORT_BOUND = 0.9
 
 
 #: Allowed beyond ``exit_timeout`` between the import returning and our exit hook being done
-#: (milliseconds expected; the requests these cases hang on last 3 s or more).
-EXIT_MARGIN = 1.2
+#: (milliseconds expected; up to 1.2 s seen with CI's other runs going; the requests these
+#: cases hang on last 3 s or more beyond their start, 10 s where the exit wait is 2 s).
+EXIT_MARGIN = 1.8
 
 
 #: Seconds beyond that for the interpreter to tear itself down and the process to go: a
@@ -560,7 +561,7 @@ STRICT_FLAGS = {
         # 2 s: time enough, even on a loaded machine, for the worker to import its
         # dependencies and put the request on the wire before the exit wait runs out
         # (-X dev imports took 0.2-1.1 s here with CI's other runs going; 0.6 s was not).
-        ("hang", "exit_timeout=2.0, on_exit='wait'", "pending", 1),
+        ("hang", "exit_timeout=2.0, on_exit='wait', timeout=10", "pending", 1),
         # The default at exit: handed to a detached sender, the host exits at once.
         ("hang", "exit_timeout=0.6", "handed-over", 1),
     ],
