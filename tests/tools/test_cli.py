@@ -104,7 +104,14 @@ def _imports(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Completed
                  if line.startswith("import time:") and line.count("|") == 2}
         return proc, found
 
-    bare = names(["-c", "pass"])[1]
+    bare_code = "pass"
+    if argv and argv[0] == SCRIPT:
+        # The console-script wrapper's own imports are the installer's, not ours: an older
+        # pip writes one that imports re (and so enum) before it calls us.
+        with open(SCRIPT, encoding="utf-8") as wrapper:
+            bare_code = "\n".join(line.strip() for line in wrapper
+                                   if line.startswith(("import ", "from ")) and "scarf_autoping" not in line) or "pass"
+    bare = names(["-c", bare_code])[1]
     assert "encodings" in bare or "site" in bare, "-X importtime printed nothing"
     proc, found = names(argv)
     return proc, found - bare
