@@ -121,16 +121,14 @@ def _check_endpoint(endpoint_url: object) -> str:
 
 def _shown(url: str) -> str:
     """``url`` with the password of ``user:password@`` replaced by ``***``, for output and reprs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    from .template import split_userinfo
+
+    parts = split_userinfo(url)
+    if parts is None:
         return url
-    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
-    authority = rest[:end]
-    if "@" not in authority:
-        return url
-    userinfo, _, hostport = authority.rpartition("@")
+    start, userinfo, rest = parts
     user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}{rest[end:]}"
+    return f"{start}{user}{':***' if colon else ''}@{rest}"
 
 
 def encode_properties(properties: object) -> bytes:

@@ -103,14 +103,10 @@ def origin(url: str) -> str:
 
 def without_password(url: str) -> str:
     """``url`` with any ``user:password@`` removed: the record never keeps credentials."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
-    authority = rest[:end]
-    if "@" not in authority:
-        return url
-    return f"{scheme}://{authority.rpartition('@')[2]}{rest[end:]}"
+    from .template import split_userinfo
+
+    parts = split_userinfo(url)
+    return url if parts is None else parts[0] + parts[2]
 
 
 def digest(*parts: str) -> str:

@@ -498,6 +498,24 @@ def reserved_names(template: str) -> "list[str]":
     return list(names)
 
 
+def split_userinfo(url: str) -> "tuple[str, str, str] | None":
+    """``(scheme://, userinfo, host and the rest)`` of a URL with ``user[:password]@``, else None.
+
+    >>> split_userinfo("https://me:pw@x.example/t?a=1")
+    ('https://', 'me:pw', 'x.example/t?a=1')
+    >>> split_userinfo("https://x.example/a@b") is None
+    True
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not at:
+        return None
+    return scheme + sep, userinfo, hostport + rest[end:]
+
+
 def check_url(template: str) -> None:
     """The template must be an ``http://`` or ``https://`` URL whose host is written out.
 
