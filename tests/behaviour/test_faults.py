@@ -35,9 +35,11 @@ from loopback import Collector, RawServer, endless_chunked_body, free_port, tls_
 # What they are for is in their names; the figures themselves are in benchmarks/.
 
 #: The import of a host package must return within this many seconds, whatever the network
-#: does. A few milliseconds are expected; anything that waited on the network or on the
-#: worker's one-second deferral would take longer than this.
-IMPORT_BOUND = 0.9
+#: does: a hang-catcher (a few milliseconds expected; under -X dev -W error with CI's other
+#: runs going, 1.2 s was seen). That the import did not wait on the network or on the
+#: worker's one-second deferral is checked without a clock: each ping is still ``pending``
+#: (or ``disabled``) the moment the import returns (``report["after_import"]``).
+IMPORT_BOUND = 5.0
 
 
 #: Allowed beyond ``exit_timeout`` between the import returning and our exit hook being done
@@ -85,6 +87,8 @@ atexit.register(_report)
 _started = time.perf_counter()
 {import_line}
 RESULT["import_s"] = time.perf_counter() - _started
+RESULT["after_import"] = {{_n: getattr(getattr(sys.modules.get(_n), "PING", None), "status", None)
+                          for _n in {packages!r}}}
 if {settle!r}:
     for _name in {packages!r}:
         sys.modules[_name].PING.wait(20)
@@ -146,6 +150,8 @@ def assert_unnoticed(outcome: Outcome, exit_timeout: float, *, host_forked: bool
         stderr = FORK_WARNING.sub("", stderr)
     assert stderr == "", outcome
     assert outcome.report["import_s"] < IMPORT_BOUND, outcome
+    # Nothing was sent, or even tried, before the import returned.
+    assert set(outcome.report["after_import"].values()) <= {"pending", "disabled"}, outcome
     # Our exit hook is done within exit_timeout (plus a margin for a loaded machine) ...
     assert outcome.report["hooks_done_at"] - outcome.report["imported_at"] < exit_timeout + EXIT_MARGIN, outcome
     # ... and the whole process is gone soon after (interpreter teardown, which is slower
@@ -515,6 +521,7 @@ for t in threads: t.join()
 RESULT["calls"] = len(got)
 RESULT["distinct"] = len({{id(p) for _, p in got}})
 RESULT["slowest"] = max(s for s, _ in got)
+RESULT["status_after_calls"] = got[0][1].status
 PINGS["pkg_threads"] = got[0][1]
 got[0][1].wait(20)
 """
@@ -522,6 +529,7 @@ got[0][1].wait(20)
     assert_unnoticed(outcome, 1.0)
     assert (outcome.report["calls"], outcome.report["distinct"]) == (100, 1), outcome
     assert outcome.report["slowest"] < IMPORT_BOUND, outcome
+    assert outcome.report["status_after_calls"] == "pending", outcome  # no call waited on the ping
     assert outcome.ping("pkg_threads")[0] == "sent", outcome
     reqs = collector.settle(0.2)
     assert [r.path for r in reqs] == ["/f/pkg-threads"]
@@ -558,9 +566,9 @@ STRICT_FLAGS = {
         ("status:503", "", "failed", 1),
         ("redirect:http://localhost:9/elsewhere", "", "sent", 1),
         ("hang", "timeout=0.3", "failed", 1),
-        # 2 s: time enough, even on a loaded machine, for the worker to import its
-        # dependencies and put the request on the wire before the exit wait runs out
-        # (-X dev imports took 0.2-1.1 s here with CI's other runs going; 0.6 s was not).
+        # The host sends at exit itself and waits 2 s while the request hangs. The host has
+        # imported requests itself first (see below), so those 2 s go to the wire, not to
+        # importing requests under -X dev with CI's other runs going (which took up to 2 s).
         ("hang", "exit_timeout=2.0, on_exit='wait', timeout=10", "pending", 1),
         # The default at exit: handed to a detached sender, the host exits at once.
         ("hang", "exit_timeout=0.6", "handed-over", 1),
@@ -577,7 +585,10 @@ def test_strict_interpreter_sees_no_warning_at_all(tmp_path, site, make_collecto
         base = server.url
     autoping_package(site, "pkg_strict", base + ROUTE, args=args)
     at_exit = "exit_timeout" in args
-    outcome = run_host(tmp_path, site, ["pkg_strict"], args=STRICT_FLAGS[flags], settle=not at_exit)
+    # A host that uses requests itself, as many do: the exit wait then puts the request on the
+    # wire within its 2 s (what "in flight" needs), however slowly this machine imports.
+    body = "import requests\n" if "on_exit='wait'" in args else ""
+    outcome = run_host(tmp_path, site, ["pkg_strict"], body, args=STRICT_FLAGS[flags], settle=not at_exit)
     assert_unnoticed(outcome, 2.0 if "on_exit='wait'" in args else 0.6 if at_exit else 1.0)
     assert outcome.ping("pkg_strict")[0] == status, outcome
     if server is not None:
