@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = 5 if args.quick else args.runs
 
-    collector = Collector(0.0)
+    collector = Collector()
     root = Path(tempfile.mkdtemp(prefix="state-bench-"))
     try:
         site = root / "site"
@@ -125,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             envs[key] = env
         compile_tree([site])
         # The fresh stamp: one process delivers the ping; then every later one finds it.
-        before = len(collector.seen(0.0))
+        before = len(collector.requests)
         run(names["fresh"], envs["fresh"])
         deadline = time.monotonic() + 10
-        while len(collector.seen(0.0)) == before and time.monotonic() < deadline:
+        while len(collector.requests) == before and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
         for key in VARIANTS:  # warm the page cache
@@ -142,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             order = [(key, kind) for key in VARIANTS for kind in (results, preloaded)]
             rng.shuffle(order)
             for key, kind in order:
-                count = len(collector.seen(0.0))
+                count = len(collector.requests)
                 kind[key].append(run(names[key], envs[key], IMPORT_CODE if kind is results else PRELOADED_CODE))
                 if VARIANTS[key][3]:  # its sender: out of the way before the next child
                     deadline = time.monotonic() + 1.0
-                    while len(collector.seen(0.0)) == count and time.monotonic() < deadline:
+                    while len(collector.requests) == count and time.monotonic() < deadline:
                         time.sleep(0.01)
                     time.sleep(0.05)
-        stamped = len(collector.seen(0.3))
+        stamped = len(collector.settle(0.3))
     finally:
         collector.close()
         shutil.rmtree(root, ignore_errors=True)

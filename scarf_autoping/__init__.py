@@ -7,9 +7,13 @@ after a deferral and by a detached sender process (see :mod:`scarf_autoping.engi
 Importing the host package stays fast and silent; users opt out with ``DO_NOT_TRACK=1``,
 ``SCARF_NO_ANALYTICS=1`` or ``<PACKAGE>_NO_ANALYTICS=1``.
 
-This module is on the host's import path, so it imports only what it must: ``requests``,
-``distro`` and ``importlib.metadata`` are imported by the detached sender (or, where
-there can be none, by the background worker), never on the importing thread.
+This module is on the host's import path, so it imports only what it must: ``policy``
+(the decisions made from the environment and the state's one small file). A process that
+finds its ping already delivered today (``once_per``) imports nothing else; otherwise the
+template parser (:mod:`scarf_autoping.checks`) and the engine follow. ``requests``,
+``distro`` and ``importlib.metadata`` are imported by the detached sender (or, where there
+can be none, by the background worker), never on the importing thread. ``TemplateError``,
+``expand`` and ``ScarfEventLogger`` are imported on first use (:func:`__getattr__`).
 
 On the host's import path: no ``from __future__ import annotations`` (importing
 ``__future__`` costs the host about 0.1 ms), so annotations that need it are strings.
@@ -20,14 +24,15 @@ import sys
 from _thread import RLock
 
 from . import policy
-from .facts import BUILTIN_NAMES
-from .facts import interface as _interface
-from .template import TemplateError, check_url, expand, reserved_names, variable_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
     from typing import Protocol
+
+    from .checks import check_arguments as check_arguments
+    from .events import ScarfEventLogger
+    from .template import TemplateError, expand
 
     class Lock(Protocol):
         def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
@@ -233,7 +238,7 @@ def autoping(
     more: the first call wins, and with ``SCARF_AUTOPING_DEBUG=1`` a call with other
     arguments is reported as ignored.
     """
-    extra = check_arguments(package, template, version, variables, timeout, exit_timeout)
+    extra = check_values(package, template, version, variables, timeout, exit_timeout)
     interval = None
     if retry_interval is not None:
         from . import retry
@@ -251,30 +256,34 @@ def autoping(
         existing = registry.pings.get(key)
         if existing is not None:
             first = registry.calls.get(key)
-            if first is not None and first != call and policy.debug_enabled(os.environ):
-                _ignored(key, first, call)
+            if first is not None and first != call:
+                _check_template(template, extra)  # what the first call checked, this one may not have
+                if policy.debug_enabled(os.environ):
+                    _ignored(key, first, call)
             return existing
-        registry.calls[key] = call
-        env = os.environ
+        env = policy.environ()
         decision = policy.decide(env, package, skip_ci)
         debug = policy.debug_enabled(env)
-        if not decision.enabled:
-            ping = registry.pings[key] = Ping.disabled(package, decision.reason)
-            if debug:
-                from .output import debug as write_debug
-
-                write_debug(f"{package}: disabled ({decision.reason})")
-            return ping
-        # The import path's one look at the per-user state (once_per, back-off, 410): no thread, no import.
-        state_dir = policy.state_dir(env)
-        stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version) if state_dir else None
-        why = policy.held(state_dir, package, stamp, once_per, interval is not None)
+        why = decision.reason
+        state_dir = stamp = None
+        if decision.enabled:
+            # The import path's one look at the per-user state (once_per, back-off, 410). The
+            # stamp's key holds the fingerprint of what the template check depends on, so a
+            # process held by it may skip that check: the one that pinged under it made it.
+            state_dir = decision.state
+            if state_dir:
+                stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version,
+                                         policy.call_print(__version__, template, *sorted(extra)))
+            why = policy.held(state_dir, package, stamp, once_per, interval is not None)
+        if why is None or not decision.enabled:
+            _check_template(template, extra)
+        registry.calls[key] = call
         if why is not None:
             ping = registry.pings[key] = Ping.disabled(package, why)
             if debug:
                 from .output import debug as write_debug
 
-                write_debug(f"{package}: not sent ({why})")
+                write_debug(f"{package}: {'disabled' if not decision.enabled else 'not sent'} ({why})")
             return ping
         from . import host
 
@@ -285,11 +294,12 @@ def autoping(
         ping = registry.pings[key] = Ping(package, exit_timeout)
         # Children that inherit this environment (spawn, forkserver, subprocess) skip it.
         try:
-            env[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
+            os.environ[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
         except Exception:  # noqa: BLE001 - an environment that refuses the write: children may ping too
             pass
 
     from . import engine
+    from .facts import interface
 
     spec: dict[str, object] = {
         "method": "GET",
@@ -301,7 +311,7 @@ def autoping(
         "timeout": float(timeout),
         "retry_interval": interval,
         # Decided here, where the host's own interpreter can be looked at (the sender cannot).
-        "interface": _interface(),
+        "interface": interface(),
         # What the background needs to find this ping's per-user state (see scarf_autoping.state).
         "once_per": once_per,
         "stamp": stamp,
@@ -311,6 +321,13 @@ def autoping(
     # Only "wait" sends from the host while it lives: "handoff" and "drop" differ only at exit.
     engine.submit(engine.Job(ping, spec, detach=on_exit != "wait", on_exit=on_exit, debug=debug))
     return ping
+
+
+def _check_template(template: str, extra: "dict[str, str]") -> None:
+    """The template's own checks (:mod:`scarf_autoping.checks`), which import its parser."""
+    from .checks import check_template
+
+    check_template(template, extra)
 
 
 def _ignored(key: str, first: "tuple[object, ...]", second: "tuple[object, ...]") -> None:
@@ -361,7 +378,7 @@ def check_seconds(
                      f"and at most {MAX_SECONDS:g}{pair}, got {value!r}")
 
 
-def check_arguments(
+def check_values(
     package: object,
     template: object,
     version: object,
@@ -369,14 +386,18 @@ def check_arguments(
     timeout: object,
     exit_timeout: object,
 ) -> "dict[str, str]":
-    """Raise at the call for the author's mistakes; return the author's variables as strings.
+    """Raise at the call for the author's mistakes in the arguments' types and ranges; return
+    the author's variables as strings.
 
-    The checks :func:`autoping` makes, shared with the command line and ``init`` so that
-    they accept exactly what the library accepts.
+    Imports nothing, so it runs on every call. The template's own checks (a URL, known
+    variables, no clash with a built-in) are in :func:`scarf_autoping.checks.check_template`;
+    :func:`scarf_autoping.checks.check_arguments` makes both for the command line and ``init``.
     """
     if not isinstance(package, str) or not package.strip():
         raise ValueError(f"autoping: package must be a non-empty string, got {package!r}")
     if not isinstance(template, str):
+        from .template import TemplateError
+
         raise TemplateError(f"autoping: template must be a string, got {type(template).__name__}")
     if version is not None and not isinstance(version, str):
         raise ValueError(f"autoping: version must be a string or None, got {version!r}")
@@ -390,34 +411,26 @@ def check_arguments(
         for name, value in variables.items():  # type: ignore[attr-defined]  # hasattr checked it (no Mapping import here)
             if not isinstance(name, str):
                 raise ValueError(f"autoping: variable names must be strings, got {name!r}")  # noqa: TRY004
-            if name in BUILTIN_NAMES:
-                raise ValueError(f"autoping: variables[{name!r}] clashes with the built-in variable {{{name}}}")
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ValueError(f"autoping: variables[{name!r}] must be a string, got {value!r}")  # noqa: TRY004
             extra[name] = str(value)
-
-    check_url(template)
-    known = set(BUILTIN_NAMES) | set(extra)
-    for name in variable_names(template):
-        if name not in known:
-            raise TemplateError(
-                f"autoping: unknown variable {{{name}}} in template {template!r}; "
-                f"known names: {', '.join(sorted(known))}"
-            )
-    reserved = reserved_names(template)
-    if reserved:
-        raise TemplateError(
-            f"autoping: {{+{reserved[0]}}} and {{#{reserved[0]}}} pass '/', '?' and '@' through unencoded, "
-            f"so a value could add path segments or change the host; use {{{reserved[0]}}} "
-            f"or {{/{reserved[0]}}} in template {template!r}"
-        )
     return extra
 
 
-def __getattr__(name: str) -> object:
-    # The event logger is imported on first use, keeping ``import scarf_autoping`` cheap.
-    if name == "ScarfEventLogger":
-        from .events import ScarfEventLogger
+#: Imported on first use (PEP 562): ``from scarf_autoping import TemplateError`` works as ever.
+_LAZY = {
+    "TemplateError": "template",
+    "expand": "template",
+    "check_arguments": "checks",
+    "ScarfEventLogger": "events",
+}
 
-        return ScarfEventLogger
-    raise AttributeError(f"module 'scarf_autoping' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    """The names of :data:`_LAZY`, imported on first use, keeping ``import scarf_autoping`` cheap."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'scarf_autoping' has no attribute {name!r}")
+    value = getattr(__import__(f"{__name__}.{where}", None, None, [name]), name)
+    globals()[name] = value
+    return value

@@ -68,6 +68,40 @@ GONE = 1 << 62
 MAX_BACKOFF = 86400
 
 
+class _BytesEnviron:
+    """``get`` on the interpreter's own ``bytes`` environment, as ``os.environ.get`` reads it
+    (the file system encoding, ``surrogateescape``), without its Python-level key encoding."""
+
+    __slots__ = ("_data", "_encoding")
+
+    def __init__(self, data: "dict[bytes, bytes]", encoding: str) -> None:
+        self._data = data
+        self._encoding = encoding
+
+    def get(self, key: str, default: "str | None" = None) -> "str | None":
+        value = self._data.get(key.encode(self._encoding, "surrogateescape"))
+        return default if value is None else value.decode(self._encoding, "surrogateescape")
+
+
+def environ() -> "Mapping[str, str]":
+    """``os.environ`` for reading, as cheaply as the platform allows: the import path makes
+    about twenty look-ups, and each ``os.environ.get`` costs about 2 µs.
+
+    On POSIX, ``os.environ`` keeps its values in a ``bytes`` dictionary and encodes every
+    key in Python first: this view looks in that dictionary directly (the same one, so the
+    host's own changes to ``os.environ`` are seen), a quarter of the cost. Elsewhere, or if
+    that is not what ``os.environ`` holds, it is ``os.environ`` itself. Only ``get`` may be
+    used on it.
+    """
+    import os
+    import sys
+
+    data = getattr(os.environ, "_data", None)
+    if os.name != "posix" or type(data) is not dict:
+        return os.environ
+    return _BytesEnviron(data, sys.getfilesystemencoding())  # type: ignore[return-value]  # only get() is used
+
+
 def is_set(value: "str | None") -> bool:
     """True when an environment value counts as switched on (not empty/0/false/no/off)."""
     return value is not None and value.strip().lower() not in FALSY
@@ -79,18 +113,15 @@ def is_false(value: "str | None") -> bool:
 
 
 def normalize(package: str) -> str:
-    """PEP 503 normalisation: lower case, runs of ``-``, ``_`` and ``.`` become one ``-``."""
-    out = []
-    prev_sep = False
-    for ch in package.strip().lower():
-        if ch in "-_.":
-            if not prev_sep:
-                out.append("-")
-            prev_sep = True
-        else:
-            out.append(ch)
-            prev_sep = False
-    return "".join(out)
+    """PEP 503 normalisation: lower case, runs of ``-``, ``_`` and ``.`` become one ``-``.
+
+    >>> normalize(" Acme.__Widgets ")
+    'acme-widgets'
+    """
+    name = package.strip().lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
 
 
 def package_variable(package: str) -> str:
@@ -103,9 +134,13 @@ def package_variable(package: str) -> str:
     of a differently named distribution, the distribution's own variable is honoured too,
     where the name is resolved (see :func:`scarf_autoping.naming.distribution_opt_out`).
     """
+    name = normalize(package).upper()
+    bare = name.replace("-", "")
+    if bare.isascii() and bare.isalnum():  # the usual name: no loop
+        return name.replace("-", "_").strip("_") + "_NO_ANALYTICS"
     out = []
     prev_sep = False
-    for ch in normalize(package).upper():
+    for ch in name:
         if ch.isascii() and ch.isalnum():
             out.append(ch)
             prev_sep = False
@@ -144,8 +179,11 @@ def marker_name(package: str) -> str:
     ``%XX``, so the value can be written to the environment under any locale (a C locale
     without UTF-8 mode cannot encode ``é``).
     """
+    name = normalize(package)
+    if name.isascii() and name.isprintable() and not any(ch in name for ch in " %,"):  # the usual name
+        return name
     out = []
-    for byte in normalize(package).encode("utf-8", "surrogatepass"):
+    for byte in name.encode("utf-8", "surrogatepass"):
         out.append(chr(byte) if 0x20 < byte < 0x7F and byte not in (0x25, 0x2C) else f"%{byte:02X}")
     return "".join(out)
 
@@ -236,14 +274,18 @@ def parse_consent(data: "bytes | None") -> "dict[str, str]":
     return rules
 
 
-def saved_consent(env: "Mapping[str, str]", package: "str | None") -> "tuple[str | None, str | None]":
+def saved_consent(
+    env: "Mapping[str, str]", package: "str | None", directory: "str | None | bool" = True
+) -> "tuple[str | None, str | None]":
     """``(setting, path)``: the saved ``"on"``/``"off"`` for ``package`` (None: nothing saved).
 
     A package's own rule wins over the rule for every package. One open of a file that
-    usually does not exist: this runs on the host's import path.
+    usually does not exist: this runs on the host's import path. ``directory``: the state
+    directory when the caller has it (None: there is none); by default, ``state_dir(env)``.
     """
-    directory = state_dir(env)
-    if directory is None:
+    if directory is True:
+        directory = state_dir(env)
+    if not isinstance(directory, str):
         return None, None
     import os
 
@@ -275,14 +317,36 @@ def file_part(text: str) -> str:
     return "".join(out)
 
 
-def stamp_key(module_file: "object", version: "str | None") -> "str | None":
-    """The import path's key for "this package, installed here": None when there is none.
+#: A Mersenne prime (61 bits): :func:`call_print` is the call's text, as a number, modulo it.
+PRINT_MODULUS = (1 << 61) - 1
+
+
+def call_print(*parts: str) -> str:
+    """A stable fingerprint of ``parts`` (the same in every process), cheap enough for the import path.
+
+    ``hash()`` changes with each process and ``hashlib`` costs the host milliseconds: this
+    is the UTF-8 text as one number modulo :data:`PRINT_MODULUS`, in hex. It only tells the
+    author's own calls apart (a changed template or variable name), never anything secret.
+
+    >>> call_print("0.1.0", "https://x.example/t/{package}")
+    '184b58be26e02994'
+    >>> call_print("0.1.0", "https://x.example/t/{package}") == call_print("0.1.0", "https://x.example/t/{version}")
+    False
+    """
+    data = "\0".join(parts).encode("utf-8", "surrogatepass") + b"\1"
+    return f"{int.from_bytes(data, 'little') % PRINT_MODULUS:x}"
+
+
+def stamp_key(module_file: "object", version: "str | None", call: str = "") -> "str | None":
+    """The import path's key for "this package, installed here, called so": None when there is none.
 
     Numbers only, nothing to read back: the device and inode of ``sys.prefix`` and the
     inode, modification time and size of the calling package's ``__init__.py`` (an
-    upgrade or a reinstall writes a new file), plus ``version`` when the author gives it.
-    Two ``os.stat`` calls; no hashing here (``hashlib`` costs the host milliseconds), the
-    background keys things by SHA-256 (see :mod:`scarf_autoping.state`).
+    upgrade or a reinstall writes a new file), then ``call`` (the :func:`call_print` of
+    what the template check depends on, so that a held process may skip that check), then
+    ``version`` when the author gives it. Two ``os.stat`` calls; no hashing here
+    (``hashlib`` costs the host milliseconds), the background keys things by SHA-256 (see
+    :mod:`scarf_autoping.state`).
     """
     if not isinstance(module_file, str) or not module_file:
         return None
@@ -295,6 +359,8 @@ def stamp_key(module_file: "object", version: "str | None") -> "str | None":
     except (OSError, ValueError, TypeError):  # a module in a zip, a frozen app
         return None
     key = f"{where.st_dev:x}.{where.st_ino:x}.{mine.st_ino:x}.{mine.st_mtime_ns:x}.{mine.st_size:x}"
+    if call:
+        key += "." + call
     if version is not None:
         key += "." + file_part(version)[:40]
     return key
@@ -394,16 +460,19 @@ class Decision:
 
     ``rule``: what decided: ``"variable"`` (an opt-out variable), ``"saved"`` (the saved
     setting of ``scarf-autoping disable|enable``), ``"parent"`` (a parent process pinged),
-    ``"ci"`` or ``"default"``.
+    ``"ci"`` or ``"default"``. ``state``: the state directory (:func:`state_dir`) when the
+    decision got as far as the saved setting, else None.
     """
 
-    __slots__ = ("ci", "enabled", "reason", "rule")
+    __slots__ = ("ci", "enabled", "reason", "rule", "state")
 
-    def __init__(self, enabled: bool, reason: "str | None", ci: bool, rule: str = "default") -> None:
+    def __init__(self, enabled: bool, reason: "str | None", ci: bool, rule: str = "default",
+                 state: "str | None" = None) -> None:
         self.enabled = enabled
         self.reason = reason
         self.ci = ci
         self.rule = rule
+        self.state = state
 
     def __repr__(self) -> str:
         return f"Decision(enabled={self.enabled!r}, reason={self.reason!r}, ci={self.ci!r})"
@@ -423,11 +492,12 @@ def decide(env: "Mapping[str, str]", package: "str | None", skip_ci: bool = True
     name = opt_out_reason(env, package)
     if name is not None:
         return Decision(False, f"opted out by {name}", ci, "variable")
-    saved, path = saved_consent(env, package)
+    directory = state_dir(env)
+    saved, path = saved_consent(env, package, directory)
     if saved == "off":
-        return Decision(False, f"turned off by 'scarf-autoping disable' (saved in {path})", ci, "saved")
+        return Decision(False, f"turned off by 'scarf-autoping disable' (saved in {path})", ci, "saved", directory)
     if package is not None and already_pinged(env, package):
-        return Decision(False, f"already pinged by a parent process ({PINGED})", ci, "parent")
+        return Decision(False, f"already pinged by a parent process ({PINGED})", ci, "parent", directory)
     if skip_ci and ci:
-        return Decision(False, f"CI detected ({ci_name})", ci, "ci")
-    return Decision(True, None, ci, "saved" if saved == "on" else "default")
+        return Decision(False, f"CI detected ({ci_name})", ci, "ci", directory)
+    return Decision(True, None, ci, "saved" if saved == "on" else "default", directory)

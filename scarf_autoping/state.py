@@ -14,8 +14,9 @@ state at all). It holds only this, a few kilobytes::
     sent.log                the last pings sent: "TIME<TAB>PACKAGE<TAB>OUTCOME<TAB>URL", at most RECORD_LINES
 
 ``HASH`` is a SHA-256 (hex, cut to 32 digits) of what it keys, so the file names say
-nothing about paths or user names; ``KEY`` holds only numbers (inodes, a time, a size:
-see :func:`scarf_autoping.policy.stamp_key`). Nothing here is ever sent anywhere.
+nothing about paths or user names; ``KEY`` holds only numbers (inodes, a time, a size, a
+fingerprint of the template: see :func:`scarf_autoping.policy.stamp_key`) and the
+``version=`` the author passed. Nothing here is ever sent anywhere.
 
 Every function here is called in the background (the worker thread, the detached sender,
 the command line), never on the import path: the import path reads only ``consent`` and

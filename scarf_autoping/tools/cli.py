@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import __version__, check_arguments, check_seconds, expand, policy
-from ..template import TemplateError
+from .. import __version__, check_seconds, policy
+from ..checks import check_arguments
+from ..template import TemplateError, expand
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

@@ -44,7 +44,8 @@ import tokenize
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import check_arguments, policy
+from .. import policy
+from ..checks import check_arguments
 from ..template import variable_names
 
 TYPE_CHECKING = False

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import autoping_package, child_env, run_child
+from helpers import autoping_package, child_env, make_package, run_child
 
 from scarf_autoping import state
 
@@ -111,14 +111,38 @@ def test_once_per_day_pings_once_then_starts_nothing(box, collector):
     assert status.startswith("pending"), status
     assert len(collector.expect(1, timeout=20)) == 1
     assert len(box.recorded(1)) == 1
-    baseline = opted_out_modules(box, "daily")
     for _ in range(3):
         status, modules, threads = box.child("daily")
         assert status.startswith("disabled | pinged") and "once_per='day'" in status, status
-        # No thread, no process, and nothing imported beyond what an opted-out import loads.
-        assert modules == baseline and threads == 0, (modules, baseline, threads)
+        # No thread, no process, and nothing imported beyond the face and its decisions: not
+        # even the template parser (the stamp's key says this very call was checked).
+        assert modules == ["scarf_autoping", "scarf_autoping.policy"] and threads == 0, (modules, threads)
     assert len(collector.settle(1.0)) == 1
     assert (box.state / "hold").is_dir()
+
+
+def test_a_held_process_skips_only_the_checks_of_the_call_that_pinged(box, collector):
+    """The stamp's key holds a fingerprint of the template and the variable names: a process
+    held by it skips the template's checks (and their imports) because the process that pinged
+    under it made exactly those; any other template is checked at the call."""
+    make_package(box.site, "tplenv", "import os\nfrom scarf_autoping import autoping\n"
+                 "PING = autoping('tplenv', os.environ['TPL'], once_per='day', variables={'v': 'x'})\n")
+    first, second = collector.url + "/a/{package}/{v}", collector.url + "/b/{package}/{v}"
+    assert box.child("tplenv", TPL=first)[0].startswith("pending")
+    box.recorded(1)
+    status, modules, _ = box.child("tplenv", TPL=first)
+    assert status.startswith("disabled | pinged") and "scarf_autoping.template" not in modules, (status, modules)
+    # The author's mistakes still raise at the call, stamp or not.
+    for bad in (collector.url + "/a/{package}/{colour}", collector.url + "/a/{+v}", "ftp://x/{v}"):
+        result = run_child("import tplenv", box.env(TPL=bad), cwd=box.cwd)
+        assert result.returncode == 1 and "TemplateError" in result.stderr, result
+    # Another template is checked and goes to the background, which still counts one ping
+    # per package and day; after that its own key holds it at the call too.
+    waited = box.child("tplenv", code="import tplenv\ntplenv.PING.wait(10)\nprint(tplenv.PING.status)\n",
+                       TPL=second)
+    assert waited[0] == "disabled", waited
+    assert box.child("tplenv", TPL=second)[0].startswith("disabled | pinged")
+    assert [r.path for r in collector.settle(0.5)] == ["/a/tplenv/x"]
 
 
 def test_an_upgrade_pings_in_its_next_process(box, collector):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from scarf_autoping import policy
@@ -83,3 +85,59 @@ def test_once_per_tree_marker():
 
 def test_normalize():
     assert policy.normalize("Foo.Bar__baz-") == "foo-bar-baz-"
+
+
+# --- the import path's read of the environment ----------------------------------------------
+
+
+def test_environ_reads_what_os_environ_reads_and_sees_the_hosts_changes(monkeypatch):
+    monkeypatch.setenv("SCARF_TEST_PLAIN", "1")
+    monkeypatch.setenv("SCARF_TEST_UNICODE", "caf\u00e9 \u00fc")
+    os.environb[b"SCARF_TEST_RAW"] = b"\xff\xfe"  # not UTF-8: surrogateescape, as os.environ gives it
+    try:
+        view = policy.environ()
+        for name in ("SCARF_TEST_PLAIN", "SCARF_TEST_UNICODE", "SCARF_TEST_RAW", "SCARF_TEST_MISSING", "HOME"):
+            assert view.get(name) == os.environ.get(name), name
+        monkeypatch.setenv("SCARF_TEST_LATER", "yes")  # set after the view was made
+        monkeypatch.delenv("SCARF_TEST_PLAIN")
+        assert view.get("SCARF_TEST_LATER") == "yes" and view.get("SCARF_TEST_PLAIN") is None
+        assert policy.decide(view, "p").reason == policy.decide(os.environ, "p").reason
+    finally:
+        del os.environb[b"SCARF_TEST_RAW"]
+
+
+def test_environ_is_os_environ_where_it_holds_no_plain_dictionary(monkeypatch):
+    class Data(dict):  # what a replaced os.environ might hold: not the interpreter's own dict
+        pass
+
+    monkeypatch.setattr(os.environ, "_data", Data(os.environ._data), raising=False)
+    assert policy.environ() is os.environ
+
+
+@pytest.mark.parametrize("name", ["Acme.__Widgets", " a-b ", "é.x", "a,b%c d", "-_.", "", "x+y", "İ"])
+def test_the_usual_names_fast_paths_give_what_the_loops_give(name):
+    """normalize, package_variable and marker_name skip their loop for the usual name."""
+    def loop_normalize(text: str) -> str:
+        out, prev = [], False
+        for ch in text.strip().lower():
+            if ch in "-_.":
+                if not prev:
+                    out.append("-")
+                prev = True
+            else:
+                out.append(ch)
+                prev = False
+        return "".join(out)
+
+    normal = loop_normalize(name)
+    assert policy.normalize(name) == normal
+    variable = []
+    for ch in normal.upper():
+        if ch.isascii() and ch.isalnum():
+            variable.append(ch)
+        elif not variable or variable[-1] != "_":
+            variable.append("_")
+    assert policy.package_variable(name) == "".join(variable).strip("_") + "_NO_ANALYTICS"
+    marker = "".join(chr(b) if 0x20 < b < 0x7F and b not in (0x25, 0x2C) else f"%{b:02X}"
+                     for b in normal.encode("utf-8", "surrogatepass"))
+    assert policy.marker_name(name) == marker

@@ -4,12 +4,14 @@ functions against real temporary directories (never the real home)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import child_env
 
 from scarf_autoping import policy, state
 
@@ -113,6 +115,25 @@ def test_stamp_key_holds_only_numbers_and_changes_on_upgrade(tmp_path):
     assert policy.stamp_key(None, None) is None
     assert policy.stamp_key(str(tmp_path / "missing.py"), None) is None
     assert policy.stamp_key("/x.zip/pkg/__init__.py", None) is None
+
+
+def test_the_call_print_tells_calls_apart_the_same_in_every_process(tmp_path):
+    module = tmp_path / "__init__.py"
+    module.write_text("x = 1\n")
+    call = policy.call_print("0.1.0", "https://x.example/t/{package}", "v")
+    assert policy.stamp_key(str(module), "2.0", call) == policy.stamp_key(str(module), None) + f".{call}.2.0"
+    assert all(ch in "0123456789abcdef" for ch in call) and len(call) <= 16
+    others = {policy.call_print("0.1.0", "https://x.example/t/{package}"),  # no variable name
+              policy.call_print("0.1.0", "https://x.example/t/{package}", "w"),
+              policy.call_print("0.1.0", "https://x.example/t/{package}v"),  # the same text, another split
+              policy.call_print("0.2.0", "https://x.example/t/{package}", "v"),
+              policy.call_print("0.1.0", "https://x.example/t/{package}", "v", "")}
+    assert call not in others and len(others) == 5
+    script = "from scarf_autoping import policy; print(policy.call_print('0.1.0', 'https://x.example/t/{package}', 'v'))"
+    for seed in ("1", "2"):
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                               env={**child_env(None), "PYTHONHASHSEED": seed})
+        assert child.stdout.strip() == call
 
 
 @pytest.mark.parametrize("data", [
