@@ -148,6 +148,22 @@ def encode_properties(properties: object) -> bytes:
         raise TypeError(f"log_event: properties cannot be serialised to JSON: {exc}") from exc
 
 
+def _opted_out() -> str | None:
+    """Why this user's events are off, or None: an opt-out variable, or the saved
+    ``scarf-autoping disable`` (the rule for every package: an event has no package).
+    The rules :func:`scarf_autoping.policy.decide` applies first; CI does not stop events."""
+    decision = policy.decide(os.environ, None, skip_ci=False)
+    return None if decision.enabled else decision.reason
+
+
+def _disabled_line(reason: str) -> str:
+    """The SDK's verbose line for an event not sent: its own words for a variable."""
+    prefix = "opted out by "
+    if reason.startswith(prefix):
+        return f"Analytics are disabled via environment variables ({reason[len(prefix):]})"
+    return f"Analytics are disabled: {reason}"
+
+
 def _say(*lines: str, on_worker: bool = False) -> None:
     """Write verbose lines to stderr in one write (only ever called when verbose).
 
@@ -248,8 +264,8 @@ class ScarfEventLogger:
 
     @staticmethod
     def _check_do_not_track() -> bool:
-        """True when the user opted out (the SDK's helper, answered by :mod:`scarf_autoping.policy`)."""
-        return policy.opt_out_reason(os.environ, None) is not None
+        """True when the user opted out (the SDK's helper, answered by :func:`_opted_out`)."""
+        return _opted_out() is not None
 
     def log_event(
         self,
@@ -286,12 +302,12 @@ class ScarfEventLogger:
         """
         body = encode_properties(properties)
         seconds = self.timeout if timeout is None else _check_timeout("timeout", timeout)
-        reason = policy.opt_out_reason(os.environ, None)
+        reason = _opted_out()
         if background:
             return self._submit(properties, body, seconds, reason)
         if reason is not None:
             if self.verbose:
-                _say(f"Analytics are disabled via environment variables ({reason})")
+                _say(_disabled_line(reason))
             return False
         if self.verbose:
             self._say_sending(properties, seconds, "Sending event:")
@@ -320,10 +336,10 @@ class ScarfEventLogger:
         debug = policy.debug_enabled(env)
         if reason is not None:
             if self.verbose:
-                _say(f"Analytics are disabled via environment variables ({reason})")
+                _say(_disabled_line(reason))
             if debug:
-                write_debug(f"{label}: disabled (opted out by {reason})")
-            return Ping.disabled(label, f"opted out by {reason}")
+                write_debug(f"{label}: disabled ({reason})")
+            return Ping.disabled(label, reason)
         if not host.main_interpreter():
             return Ping.disabled(label, "in a sub-interpreter: background events need the main interpreter")
         if self.verbose:

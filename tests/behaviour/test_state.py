@@ -8,6 +8,7 @@ missing, read-only, full or full of garbage.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -293,6 +294,34 @@ def test_saved_consent_and_the_rule_status_names(box, collector):
     quiet = box.cli("send", collector.url + ROUTE, "--package", "consenting", "--verbose")
     assert quiet.returncode == 0 and "saved setting" in quiet.stderr
     assert len(collector.settle(0.5)) == 3
+
+
+EVENTS = """
+import json
+from scarf_autoping import ScarfEventLogger
+logger = ScarfEventLogger({url!r}, verbose=True)
+now = logger.log_event({{"event": "now"}})
+later = logger.log_event({{"event": "later"}}, background=True)
+later.wait(10)
+print(json.dumps([now, later.status, later.reason, logger._check_do_not_track()]))
+"""
+
+
+def test_the_event_logger_honours_the_saved_setting(box, collector):
+    """``scarf-autoping disable`` turns off every package's pings, and events are pings too."""
+    code = EVENTS.format(url=collector.url + "/events")
+    assert box.cli("disable").returncode == 0
+    off = run_child(code, box.env(), cwd=box.cwd)
+    assert off.returncode == 0 and json.loads(off.stdout.splitlines()[-1]) == [
+        False, "disabled", f"turned off by 'scarf-autoping disable' (saved in {box.state / 'consent'})", True], off
+    assert "Analytics are disabled: turned off by 'scarf-autoping disable'" in off.stderr, off
+    assert box.cli("enable").returncode == 0
+    on = run_child(code, box.env(), cwd=box.cwd)
+    assert on.returncode == 0 and json.loads(on.stdout.splitlines()[-1])[:2] == [True, "sent"], on
+    assert sorted(json.loads(r.body)["event"] for r in collector.expect(2, timeout=20)) == ["later", "now"]
+    variable = run_child(code, box.env(DO_NOT_TRACK="1"), cwd=box.cwd)
+    assert json.loads(variable.stdout.splitlines()[-1])[2] == "opted out by DO_NOT_TRACK", variable
+    assert "Analytics are disabled via environment variables (DO_NOT_TRACK)" in variable.stderr
 
 
 def test_status_shows_what_was_sent_and_forget_keeps_consent(box, make_collector):
