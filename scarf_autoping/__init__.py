@@ -162,6 +162,9 @@ class Registry:
         #: The arguments of the first call per package, to say what a second call changed.
         self.calls: dict[str, tuple[object, ...]] = {}
         self.lock = RLock()
+        #: How many ``autoping()`` calls are inside ``lock`` (more than one: a signal
+        #: handler's call inside another on the same thread).
+        self.depth = 0
 
     def pending(self) -> "list[Ping]":
         """The pings that have not settled."""
@@ -170,10 +173,14 @@ class Registry:
     def after_fork_child(self) -> None:
         """A forked child's lock: the parent's may have been held by another thread."""
         self.lock = RLock()
+        self.depth = 0
 
 
 #: This process's pings (see :class:`Registry`).
 REGISTRY = Registry()
+#: ``Ping.reason`` of a call made by a signal handler that interrupted this thread while it
+#: was importing our modules for another call (they are half-initialised until it resumes).
+REENTRANT = "called from a signal handler while scarf_autoping was loading its modules: not sent"
 _CALL_FIELDS = ("package", "template", "version", "variables", "timeout", "exit_timeout", "skip_ci", "on_exit",
                 "retry_interval", "once_per")
 
@@ -253,40 +260,54 @@ def autoping(
             once_per)
     registry = REGISTRY
     with registry.lock:
-        existing = registry.pings.get(key)
-        if existing is not None:
-            first = registry.calls.get(key)
-            if first is not None and first != call:
-                _check_template(template, extra)  # what the first call checked, this one may not have
-                if policy.debug_enabled(os.environ):
-                    _ignored(key, first, call)
-            return existing
-        env = policy.environ()
-        decision = policy.decide(env, package, skip_ci)
-        debug = policy.debug_enabled(env)
-        why = decision.reason
-        state_dir = stamp = None
-        if decision.enabled:
-            # The import path's one look at the per-user state (once_per, back-off, 410). The
-            # stamp's key holds the fingerprint of what the template check depends on, so a
-            # process held by it may skip that check: the one that pinged under it made it.
-            state_dir = decision.state
-            if state_dir:
-                stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version,
-                                         policy.call_print(__version__, template, *sorted(extra)))
-            why = policy.held(state_dir, package, stamp, once_per, interval is not None)
-        if why is None or not decision.enabled:
-            _check_template(template, extra)
-        registry.calls[key] = call
-        if why is not None:
-            ping = registry.pings[key] = Ping.disabled(package, why)
-            if debug:
-                from .output import debug as write_debug
+        # Another call on this very thread (the lock is ours): a signal handler's, inside ours.
+        reentrant = registry.depth > 0
+        registry.depth += 1
+        try:
+            existing = registry.pings.get(key)
+            if existing is not None:
+                first = registry.calls.get(key)
+                if first is not None and first != call:
+                    _check_template(template, extra)  # what the first call checked, this one may not have
+                    if policy.debug_enabled(os.environ):
+                        _ignored(key, first, call)
+                return existing
+            env = policy.environ()
+            decision = policy.decide(env, package, skip_ci)
+            debug = policy.debug_enabled(env)
+            why = decision.reason
+            state_dir = stamp = None
+            if decision.enabled:
+                # The import path's one look at the per-user state (once_per, back-off, 410). The
+                # stamp's key holds the fingerprint of what the template check depends on, so a
+                # process held by it may skip that check: the one that pinged under it made it.
+                state_dir = decision.state
+                if state_dir:
+                    stamp = policy.stamp_key(sys._getframe(1).f_globals.get("__file__"), version,
+                                             policy.call_print(__version__, template, *sorted(extra)))
+                why = policy.held(state_dir, package, stamp, once_per, interval is not None)
+            if why is None or not decision.enabled:
+                _check_template(template, extra)
+            if why is not None:
+                registry.calls[key] = call
+                ping = registry.pings[key] = Ping.disabled(package, why)
+                if debug:
+                    from .output import debug as write_debug
 
-                write_debug(f"{package}: {'disabled' if not decision.enabled else 'not sent'} ({why})")
+                    write_debug(f"{package}: {'disabled' if not decision.enabled else 'not sent'} ({why})")
+                return ping
+            from . import engine, host
+            from .facts import interface
+        except (ImportError, AttributeError):
+            # Our modules half-loaded: this thread is importing them in the call we interrupted.
+            if not reentrant:
+                raise
+            registry.calls[key] = call
+            ping = registry.pings[key] = Ping.disabled(package, REENTRANT)
             return ping
-        from . import host
-
+        finally:
+            registry.depth -= 1
+        registry.calls[key] = call
         if not host.main_interpreter():
             # No thread, no hook, no marker: the process's ping comes from its main interpreter.
             ping = registry.pings[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
@@ -297,9 +318,6 @@ def autoping(
             os.environ[policy.PINGED] = policy.mark_pinged(env.get(policy.PINGED), package)
         except Exception:  # noqa: BLE001 - an environment that refuses the write: children may ping too
             pass
-
-    from . import engine
-    from .facts import interface
 
     spec: dict[str, object] = {
         "method": "GET",
@@ -424,6 +442,11 @@ _LAZY = {
     "check_arguments": "checks",
     "ScarfEventLogger": "events",
 }
+
+
+def __dir__() -> "list[str]":
+    """The module's names, the ones imported on first use included (pydoc, ``inspect``)."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def __getattr__(name: str) -> object:

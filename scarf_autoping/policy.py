@@ -90,15 +90,15 @@ def environ() -> "Mapping[str, str]":
     On POSIX, ``os.environ`` keeps its values in a ``bytes`` dictionary and encodes every
     key in Python first: this view looks in that dictionary directly (the same one, so the
     host's own changes to ``os.environ`` are seen), a quarter of the cost. Elsewhere, or if
-    that is not what ``os.environ`` holds, it is ``os.environ`` itself. Only ``get`` may be
-    used on it.
+    ``os.environ`` is not the interpreter's own ``os._Environ`` with that dictionary (a
+    host that replaced it), it is ``os.environ`` itself. Only ``get`` may be used on it.
     """
     import os
     import sys
 
     data = getattr(os.environ, "_data", None)
-    if os.name != "posix" or type(data) is not dict:
-        return os.environ
+    if os.name != "posix" or type(os.environ) is not getattr(os, "_Environ", None) or type(data) is not dict:
+        return os.environ  # not the interpreter's own mapping (a host replaced it): ask it
     return _BytesEnviron(data, sys.getfilesystemencoding())  # type: ignore[return-value]  # only get() is used
 
 
@@ -317,23 +317,29 @@ def file_part(text: str) -> str:
     return "".join(out)
 
 
-#: A Mersenne prime (61 bits): :func:`call_print` is the call's text, as a number, modulo it.
-PRINT_MODULUS = (1 << 61) - 1
+#: A 63-bit prime drawn at random (seed 20261204): no power of 256 up to the 10,000th is
+#: within 256 of a multiple of it, so edits of a few bytes cannot cancel out in
+#: :func:`call_print` (a modulus near a power of two, such as 2**61 - 1, would let bytes a
+#: fixed distance apart trade places).
+PRINT_MODULUS = 0x7312814DF578D8ED
 
 
 def call_print(*parts: str) -> str:
     """A stable fingerprint of ``parts`` (the same in every process), cheap enough for the import path.
 
-    ``hash()`` changes with each process and ``hashlib`` costs the host milliseconds: this
-    is the UTF-8 text as one number modulo :data:`PRINT_MODULUS`, in hex. It only tells the
-    author's own calls apart (a changed template or variable name), never anything secret.
+    ``hash()`` changes with each process, and ``hashlib`` (or ``_sha256``, a shared
+    library) costs the host several hundred microseconds: this is the text, each part
+    prefixed with its length, in UTF-8, as one number modulo :data:`PRINT_MODULUS`, in hex.
+    A change of one byte always changes it; one of a few bytes changes it but with
+    odds of about 2**-63. It tells the author's own calls apart (a changed template or
+    variable name); it is not meant to withstand someone crafting a collision.
 
     >>> call_print("0.1.0", "https://x.example/t/{package}")
-    '184b58be26e02994'
-    >>> call_print("0.1.0", "https://x.example/t/{package}") == call_print("0.1.0", "https://x.example/t/{version}")
+    '668e4fd2134577e'
+    >>> call_print("0.1.0", "https://x.example/t/{v}", "v") == call_print("0.1.0", "https://x.example/t/{v}v")
     False
     """
-    data = "\0".join(parts).encode("utf-8", "surrogatepass") + b"\1"
+    data = "".join(f"{len(part)}:{part}" for part in parts).encode("utf-8", "surrogatepass") + b"\1"
     return f"{int.from_bytes(data, 'little') % PRINT_MODULUS:x}"
 
 

@@ -26,6 +26,8 @@ import pytest
 from helpers import NOTHING_QUIET, autoping_package, child_env, make_package, run_child, run_host
 from loopback import Collector
 
+import scarf_autoping
+
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the detached sender needs posix_spawn"),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics (/proc, fork, signals)"),
@@ -169,6 +171,38 @@ def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site,
     assert (child.returncode, child.stderr) == (0, ""), child
     assert json.loads(child.stdout) == [1, 1, True, True], child
     assert sorted(r.path for r in collector.settle(0.3)) == ["/a/pkg-siga", "/b/pkg-sigb"]
+
+
+def test_a_signal_handler_calling_autoping_while_the_checks_load_raises_nothing(site, collector):
+    """SIGALRM arrives while the main thread's autoping() is importing the template's checks
+    (raised from a profile hook on the body of ``facts``, which ``checks`` imports first, so
+    ``checks`` is half-initialised); its handler calls autoping() for another package. The
+    handler's call cannot use our half-loaded modules: it raises nothing (before, its
+    ImportError went through the host's import) and is not sent; the first ping is."""
+    autoping_package(site, "pkg_chka", collector.url + "/a/{package}")
+    make_package(site, "pkg_chkb")
+    code = f"""\
+        import json, signal, sys
+        import scarf_autoping
+        late = []
+        def handler(signum, frame):
+            late.append(scarf_autoping.autoping("pkg_chkb", {collector.url + '/b/{package}'!r}))
+        signal.signal(signal.SIGALRM, handler)
+        fired = []
+        def profile(frame, event, arg):
+            if (event == "call" and frame.f_code.co_name == "<module>" and not fired
+                    and frame.f_code.co_filename.endswith("facts.py")):
+                fired.append(1)
+                signal.raise_signal(signal.SIGALRM)
+        sys.setprofile(profile)
+        import pkg_chka
+        sys.setprofile(None)
+        print(json.dumps([len(fired), [(p.status, p.reason) for p in late], pkg_chka.PING.wait(10)]))
+    """
+    child = run_host(code, child_env(site), timeout=30, expected="about 2 s")
+    assert (child.returncode, child.stderr) == (0, ""), child
+    assert json.loads(child.stdout) == [1, [["disabled", scarf_autoping.REENTRANT]], True], child
+    assert sorted(r.path for r in collector.settle(0.3)) == ["/a/pkg-chka"]
 
 
 def test_the_state_lock_forgets_a_wait_that_failed(site):

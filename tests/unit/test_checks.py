@@ -43,3 +43,4 @@ def test_the_face_names_stay_importable_from_the_package():
     assert expand("/{a}", {"a": "b c"}) == "/b%20c" and ScarfEventLogger.__name__ == "ScarfEventLogger"
     with pytest.raises(AttributeError):
         scarf_autoping.no_such_name  # noqa: B018
+    assert {"TemplateError", "expand", "check_arguments", "ScarfEventLogger", "autoping"} <= set(dir(scarf_autoping))

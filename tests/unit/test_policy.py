@@ -106,6 +106,20 @@ def test_environ_reads_what_os_environ_reads_and_sees_the_hosts_changes(monkeypa
         del os.environb[b"SCARF_TEST_RAW"]
 
 
+def test_environ_asks_a_hosts_own_environ_object(monkeypatch):
+    """A host that replaced os.environ with its own mapping (here one that adds an opt-out)
+    is asked, not bypassed through the interpreter's dictionary."""
+    class Mine(type(os.environ)):
+        def __getitem__(self, key):
+            return "1" if key == "DO_NOT_TRACK" else super().__getitem__(key)
+
+    stock = os.environ
+    mine = Mine(stock._data, stock.encodekey, stock.decodevalue, stock.encodevalue, stock.decodevalue)
+    monkeypatch.setattr(os, "environ", mine)
+    assert policy.environ() is mine
+    assert policy.decide(policy.environ(), "p").reason == "opted out by DO_NOT_TRACK"
+
+
 def test_environ_is_os_environ_where_it_holds_no_plain_dictionary(monkeypatch):
     class Data(dict):  # what a replaced os.environ might hold: not the interpreter's own dict
         pass

@@ -129,6 +129,20 @@ def test_the_call_print_tells_calls_apart_the_same_in_every_process(tmp_path):
               policy.call_print("0.2.0", "https://x.example/t/{package}", "v"),
               policy.call_print("0.1.0", "https://x.example/t/{package}", "v", "")}
     assert call not in others and len(others) == 5
+    # What a modulus near a power of two let through (2**61 - 1: bytes 61 apart trade
+    # places; one byte 8 lower and the one 8 further on 1 higher): never the same now.
+    good = "https://acme.gateway.scarf.sh/t/{package}/{version}/{platform}/{python}/{arch}/{distro}"
+    swapped = list(good)
+    swapped[0], swapped[61] = swapped[61], swapped[0]
+    shifted = bytearray(good.encode())
+    shifted[0] -= 8
+    shifted[8] += 1
+    for other in ("".join(swapped), shifted.decode()):
+        assert other != good and policy.call_print("0.1.0", other) != policy.call_print("0.1.0", good)
+    # Every one-byte edit of a template changes it.
+    base = policy.call_print(good)
+    assert all(policy.call_print(good[:i] + chr(ord(good[i]) ^ bit) + good[i + 1:]) != base
+               for i in range(len(good)) for bit in (1, 2, 4, 8, 16, 32))
     script = "from scarf_autoping import policy; print(policy.call_print('0.1.0', 'https://x.example/t/{package}', 'v'))"
     for seed in ("1", "2"):
         child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
