@@ -139,6 +139,9 @@ def test_the_call_print_tells_calls_apart_the_same_in_every_process(tmp_path):
     shifted[8] += 1
     for other in ("".join(swapped), shifted.decode()):
         assert other != good and policy.call_print("0.1.0", other) != policy.call_print("0.1.0", good)
+    # A part with a NUL in it cannot pass for two parts.
+    assert policy.call_print("0.1.0", "https://x.example/{v}\0v") != policy.call_print("0.1.0", "https://x.example/{v}", "v")
+    assert policy.call_print("0.1.0", "t", "a\0b") != policy.call_print("0.1.0", "t", "a", "b")
     # Every one-byte edit of a template changes it.
     base = policy.call_print(good)
     assert all(policy.call_print(good[:i] + chr(ord(good[i]) ^ bit) + good[i + 1:]) != base
