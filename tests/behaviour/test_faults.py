@@ -31,7 +31,7 @@ import pytest
 from helpers import autoping_package, child_env, run_child
 from loopback import Collector, RawServer, endless_chunked_body, free_port, tls_context
 
-# These bounds only catch a hang: CI is a loaded 2-CPU machine running three tests at once.
+# These bounds only catch a hang: CI is a loaded 2-CPU machine running four tests at once.
 # What they are for is in their names; the figures themselves are in benchmarks/.
 
 #: The import of a host package must return within this many seconds, whatever the network
