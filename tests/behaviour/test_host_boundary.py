@@ -136,16 +136,29 @@ def test_a_signal_the_host_blocks_is_not_delivered_to_our_thread(site, collector
 # --- item 15: a signal handler that calls autoping() ----------------------------------
 
 
-#: Raises SIGALRM once, from a profile hook, on the call that runs under the engine's
-#: lock inside submit(): the handler then runs while the main thread holds that lock.
-ALARM_INSIDE_SUBMIT = """\
+def alarm_inside(when: str, package: str, late_call: str, report: str, first: str = "scarf_autoping") -> str:
+    """A child that imports ``first``, then ``package`` with SIGALRM raised once, from a
+    profile hook, at the first call event for which ``when`` (an expression of ``frame``) is
+    true; the handler appends ``late_call`` (an expression) to ``late``. ``report`` is
+    printed as JSON afterwards."""
+    return f"""\
+        import json, signal, sys
+        import {first}
+        from scarf_autoping import autoping, engine
+        late = []
+        def handler(signum, frame):
+            late.append({late_call})
+        signal.signal(signal.SIGALRM, handler)
         fired = []
         def profile(frame, event, arg):
-            if event == "call" and frame.f_code is engine.Engine.ensure_thread.__code__ and not fired:
+            if event == "call" and not fired and ({when}):
                 fired.append(1)
                 signal.raise_signal(signal.SIGALRM)
         sys.setprofile(profile)
-"""
+        import {package}
+        sys.setprofile(None)
+        print(json.dumps({report}))
+    """
 
 
 def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site, collector):
@@ -154,19 +167,9 @@ def test_a_signal_handler_calling_autoping_inside_submit_does_not_deadlock(site,
     handler calls autoping() for another package. Both pings are delivered."""
     autoping_package(site, "pkg_siga", collector.url + "/a/{package}")
     make_package(site, "pkg_sigb")
-    code = f"""\
-        import json, signal, sys
-        import scarf_autoping
-        from scarf_autoping import engine
-        late = []
-        def handler(signum, frame):
-            late.append(scarf_autoping.autoping("pkg_sigb", {collector.url + '/b/{package}'!r}))
-        signal.signal(signal.SIGALRM, handler)
-""" + ALARM_INSIDE_SUBMIT + """\
-        import pkg_siga
-        sys.setprofile(None)
-        print(json.dumps([len(fired), len(late), pkg_siga.PING.wait(10), bool(late) and late[0].wait(10)]))
-    """
+    code = alarm_inside("frame.f_code is engine.Engine.ensure_thread.__code__", "pkg_siga",
+                        f"autoping('pkg_sigb', {collector.url + '/b/{package}'!r})",
+                        "[len(fired), len(late), pkg_siga.PING.wait(10), bool(late) and late[0].wait(10)]")
     child = run_host(code, child_env(site), timeout=30, expected="about 2 s")
     assert (child.returncode, child.stderr) == (0, ""), child
     assert json.loads(child.stdout) == [1, 1, True, True], child
@@ -181,24 +184,9 @@ def test_a_signal_handler_calling_autoping_while_the_checks_load_raises_nothing(
     ImportError went through the host's import) and is not sent; the first ping is."""
     autoping_package(site, "pkg_chka", collector.url + "/a/{package}")
     make_package(site, "pkg_chkb")
-    code = f"""\
-        import json, signal, sys
-        import scarf_autoping
-        late = []
-        def handler(signum, frame):
-            late.append(scarf_autoping.autoping("pkg_chkb", {collector.url + '/b/{package}'!r}))
-        signal.signal(signal.SIGALRM, handler)
-        fired = []
-        def profile(frame, event, arg):
-            if (event == "call" and frame.f_code.co_name == "<module>" and not fired
-                    and frame.f_code.co_filename.endswith("facts.py")):
-                fired.append(1)
-                signal.raise_signal(signal.SIGALRM)
-        sys.setprofile(profile)
-        import pkg_chka
-        sys.setprofile(None)
-        print(json.dumps([len(fired), [(p.status, p.reason) for p in late], pkg_chka.PING.wait(10)]))
-    """
+    code = alarm_inside("frame.f_code.co_name == '<module>' and frame.f_code.co_filename.endswith('facts.py')",
+                        "pkg_chka", f"autoping('pkg_chkb', {collector.url + '/b/{package}'!r})",
+                        "[len(fired), [(p.status, p.reason) for p in late], pkg_chka.PING.wait(10)]")
     child = run_host(code, child_env(site), timeout=30, expected="about 2 s")
     assert (child.returncode, child.stderr) == (0, ""), child
     assert json.loads(child.stdout) == [1, [["disabled", scarf_autoping.REENTRANT]], True], child
@@ -254,19 +242,9 @@ def test_a_signal_handler_waiting_on_a_ping_inside_submit_returns_at_once(site, 
     delivered afterwards."""
     autoping_package(site, "pkg_waita", collector.url + "/a/{package}")
     autoping_package(site, "pkg_waitb", collector.url + "/b/{package}")
-    code = """\
-        import json, signal, sys
-        import pkg_waita
-        from scarf_autoping import engine
-        answers = []
-        def handler(signum, frame):
-            answers.append(pkg_waita.PING.wait())
-        signal.signal(signal.SIGALRM, handler)
-""" + ALARM_INSIDE_SUBMIT + """\
-        import pkg_waitb
-        sys.setprofile(None)
-        print(json.dumps([len(fired), answers, pkg_waita.PING.wait(10), pkg_waitb.PING.wait(10)]))
-    """
+    code = alarm_inside("frame.f_code is engine.Engine.ensure_thread.__code__", "pkg_waitb",
+                        "pkg_waita.PING.wait()",
+                        "[len(fired), late, pkg_waita.PING.wait(10), pkg_waitb.PING.wait(10)]", first="pkg_waita")
     child = run_host(code, child_env(site), timeout=30, expected="about 2 s")
     assert (child.returncode, child.stderr) == (0, ""), child
     assert json.loads(child.stdout) == [1, [False], True, True], child
