@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
     from typing import Protocol
 
-    from .checks import check_arguments as check_arguments
     from .events import ScarfEventLogger
     from .template import TemplateError, expand
 
@@ -245,7 +244,7 @@ def autoping(
     more: the first call wins, and with ``SCARF_AUTOPING_DEBUG=1`` a call with other
     arguments is reported as ignored.
     """
-    extra = check_values(package, template, version, variables, timeout, exit_timeout)
+    extra = check_arguments(package, template, version, variables, timeout, exit_timeout, template_checks=False)
     interval = None
     if retry_interval is not None:
         from . import retry
@@ -396,20 +395,23 @@ def check_seconds(
                      f"and at most {MAX_SECONDS:g}{pair}, got {value!r}")
 
 
-def check_values(
+def check_arguments(
     package: object,
     template: object,
     version: object,
     variables: object,
     timeout: object,
     exit_timeout: object,
+    *,
+    template_checks: bool = True,
 ) -> "dict[str, str]":
-    """Raise at the call for the author's mistakes in the arguments' types and ranges; return
-    the author's variables as strings.
+    """Raise at the call for the author's mistakes; return the author's variables as strings.
 
-    Imports nothing, so it runs on every call. The template's own checks (a URL, known
-    variables, no clash with a built-in) are in :func:`scarf_autoping.checks.check_template`;
-    :func:`scarf_autoping.checks.check_arguments` makes both for the command line and ``init``.
+    The checks :func:`autoping` makes, shared with the command line and ``init`` so that they
+    accept exactly what the library accepts. The types and ranges are checked here, importing
+    nothing; with ``template_checks``, the template's own checks too (a URL, known variables,
+    no clash with a built-in: :func:`scarf_autoping.checks.check_template`, which imports the
+    parser). ``autoping()`` makes those itself, unless the state holds the ping.
     """
     if not isinstance(package, str) or not package.strip():
         raise ValueError(f"autoping: package must be a non-empty string, got {package!r}")
@@ -432,6 +434,8 @@ def check_values(
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ValueError(f"autoping: variables[{name!r}] must be a string, got {value!r}")  # noqa: TRY004
             extra[name] = str(value)
+    if template_checks:
+        _check_template(template, extra)
     return extra
 
 
@@ -439,7 +443,6 @@ def check_values(
 _LAZY = {
     "TemplateError": "template",
     "expand": "template",
-    "check_arguments": "checks",
     "ScarfEventLogger": "events",
 }
 

@@ -1,6 +1,6 @@
 """The author's template, checked at the call: the half of the argument checks that parses.
 
-:func:`scarf_autoping.check_values` checks every argument's type and range on the host's
+:func:`scarf_autoping.check_arguments` checks every argument's type and range on the host's
 import path without importing anything. What is left needs the RFC 6570 parser and the
 built-in names: the URL's scheme and host, every variable known, no variable clashing with
 a built-in, no ``{+var}`` or ``{#var}``. It depends on the template, the author's variable
@@ -46,20 +46,3 @@ def check_template(template: str, names: "Iterable[str]") -> None:
             f"so a value could add path segments or change the host; use {{{reserved[0]}}} "
             f"or {{/{reserved[0]}}} in template {template!r}"
         )
-
-
-def check_arguments(
-    package: object,
-    template: object,
-    version: object,
-    variables: object,
-    timeout: object,
-    exit_timeout: object,
-) -> "dict[str, str]":
-    """Every check :func:`scarf_autoping.autoping` makes, for the command line and ``init``:
-    raise for the author's mistakes; return the author's variables as strings."""
-    from . import check_values
-
-    extra = check_values(package, template, version, variables, timeout, exit_timeout)
-    check_template(template, extra)  # type: ignore[arg-type]  # check_values checked it is a str
-    return extra

@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import __version__, check_seconds, policy
-from ..checks import check_arguments
+from .. import __version__, check_arguments, check_seconds, policy
 from ..template import TemplateError, expand
 
 TYPE_CHECKING = False

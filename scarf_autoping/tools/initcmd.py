@@ -44,8 +44,7 @@ import tokenize
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import policy
-from ..checks import check_arguments
+from .. import check_arguments, policy
 from ..template import variable_names
 
 TYPE_CHECKING = False
