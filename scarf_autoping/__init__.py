@@ -287,8 +287,8 @@ def autoping(
                 why = policy.held(state_dir, package, stamp, once_per, interval is not None)
             if why is None or not decision.enabled:
                 _check_template(template, extra)
+            registry.calls[key] = call
             if why is not None:
-                registry.calls[key] = call
                 ping = registry.pings[key] = Ping.disabled(package, why)
                 if debug:
                     from .output import debug as write_debug
@@ -301,12 +301,12 @@ def autoping(
             # Our modules half-loaded: this thread is importing them in the call we interrupted.
             if not reentrant:
                 raise
-            registry.calls[key] = call
-            ping = registry.pings[key] = Ping.disabled(package, REENTRANT)
-            return ping
+            if key not in registry.pings:  # an existing ping stays as it is
+                registry.calls[key] = call
+                registry.pings[key] = Ping.disabled(package, REENTRANT)
+            return registry.pings[key]
         finally:
             registry.depth -= 1
-        registry.calls[key] = call
         if not host.main_interpreter():
             # No thread, no hook, no marker: the process's ping comes from its main interpreter.
             ping = registry.pings[key] = Ping.disabled(package, "in a sub-interpreter: only the main interpreter pings")
