@@ -469,11 +469,12 @@ class Engine:
             # An endpoint in a back-off, or gone (410): no sender for it.
             stopped = [(job, why) for job in batch if (why := state.suppressed(job.spec)) is not None]
         if stopped:
+            held = [job for job, _ in stopped]
             with self.lock:
-                self.unplace([job for job, _ in stopped])
+                self.unplace(held)
             for job, why in stopped:
                 self.settle(job, "disabled", why)
-            batch = [job for job in batch if job not in [stopped_job for stopped_job, _ in stopped]]
+            batch = [job for job in batch if job not in held]
         park, detached, here = plans.dispatch(batch, green=bool(host.green()), reaps=host_reaps(),
                                               may_import_threading=may_import_threading())
         if park:

@@ -173,17 +173,7 @@ def _ships(dist: Distribution, parts: list[str]) -> bool:
 
 def _prepared(name: str) -> str:
     """``importlib.metadata``'s ``Prepared.normalize``: runs of ``-_.`` as one ``_``, lower case."""
-    out = []
-    run = False
-    for ch in name:
-        if ch in "-_.":
-            if not run:
-                out.append("-")
-            run = True
-        else:
-            out.append(ch)
-            run = False
-    return "".join(out).lower().replace("-", "_")
+    return policy.normalize(name, strip=False).replace("-", "_")
 
 
 def _path_finders_only() -> bool:

@@ -112,13 +112,16 @@ def is_false(value: "str | None") -> bool:
     return value is not None and value.strip().lower() in FALSY - {""}
 
 
-def normalize(package: str) -> str:
+def normalize(package: str, *, strip: bool = True) -> str:
     """PEP 503 normalisation: lower case, runs of ``-``, ``_`` and ``.`` become one ``-``.
+
+    ``strip``: white space at either end is dropped first (``False``: kept, as
+    ``importlib.metadata`` keeps it in a directory's name).
 
     >>> normalize(" Acme.__Widgets ")
     'acme-widgets'
     """
-    name = package.strip().lower().replace("_", "-").replace(".", "-")
+    name = (package.strip() if strip else package).lower().replace("_", "-").replace(".", "-")
     while "--" in name:
         name = name.replace("--", "-")
     return name
